@@ -1,0 +1,285 @@
+"""The case store: Hive-partitioned Parquet plus case.duckdb (manifest, views), with atomic, idempotent commits.
+
+Writers take an exclusive file lock (one ingest at a time), stage Parquet under `.staging/`, rename the files
+into `parquet/`, then record them in the manifest in one DuckDB transaction. Readers build their views from the
+manifest, so a reader sees a file's rows only once its ingest committed: before or after, never half.
+Files left in `parquet/` by a killed ingest are not in the manifest; the next writer removes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from . import schema
+from .errors import CaseBusy, CaseError
+
+DB_NAME = "case.duckdb"
+MANIFEST_DDL = """
+CREATE TABLE IF NOT EXISTS manifest (
+    file_id VARCHAR PRIMARY KEY,
+    source_file VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL UNIQUE,
+    format VARCHAR NOT NULL,
+    wrappers VARCHAR,
+    compression VARCHAR,
+    lines BIGINT NOT NULL,
+    rows BIGINT NOT NULL,
+    rejects BIGINT NOT NULL,
+    skipped BIGINT NOT NULL,
+    summary JSON NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS manifest_files (
+    file_id VARCHAR NOT NULL,
+    table_name VARCHAR NOT NULL,
+    relpath VARCHAR NOT NULL UNIQUE,
+    rows BIGINT NOT NULL
+);
+"""
+
+
+def _connect_file(path: Path, read_only: bool, wait_s: float = 60.0) -> duckdb.DuckDBPyConnection:
+    """Open case.duckdb, waiting while another process holds DuckDB's lock on it."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            con.execute("SET TimeZone='UTC'")
+            return con
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise CaseError(f"{path}: cannot open the case catalog ({exc}); is another process writing it?") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def new_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection pinned to UTC."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+@dataclass
+class Case:
+    """A case folder. `Case(path).connect()` gives a read-only view of everything committed."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).resolve()
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / DB_NAME
+
+    @property
+    def parquet_dir(self) -> Path:
+        return self.path / "parquet"
+
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
+    # ---- readers -------------------------------------------------------------------------------
+    def committed_files(self) -> dict[str, list[str]]:
+        """table -> relative paths of committed Parquet files (empty when the case is new)."""
+        out: dict[str, list[str]] = {t: [] for t in schema.TABLES}
+        if not self.exists():
+            return out
+        con = _connect_file(self.db_path, read_only=True)
+        try:
+            for table, rel in con.execute("SELECT table_name, relpath FROM manifest_files ORDER BY relpath").fetchall():
+                out.setdefault(table, []).append(rel)
+        finally:
+            con.close()
+        return out
+
+    def manifest(self) -> list[dict]:
+        if not self.exists():
+            return []
+        con = _connect_file(self.db_path, read_only=True)
+        try:
+            cur = con.execute("SELECT * EXCLUDE (summary), summary FROM manifest ORDER BY ingested_at, source_file")
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+        finally:
+            con.close()
+
+    def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+        """In-memory DuckDB connection (UTC) with one view per canonical table over the committed files.
+
+        It holds no lock on the case: ingests may run while it is open; it sees the case as it was when opened.
+        """
+        if not self.exists():
+            raise CaseError(f"{self.path}: no case here (no {DB_NAME}); create one with `workbench ingest {self.path} FILES…`")
+        con = con or new_connection()
+        files = self.committed_files()
+        for table in schema.TABLES:
+            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql(self.path, table, files.get(table, []))}')
+        man = self.manifest()
+        con.execute("CREATE OR REPLACE TEMP TABLE manifest AS SELECT * FROM (VALUES (NULL::VARCHAR)) WHERE false")
+        if man:
+            import pyarrow as pa
+
+            rows = pa.Table.from_pylist([{k: (str(v) if k == "summary" else v) for k, v in m.items()} for m in man])
+            con.register("_manifest_arrow", rows)
+            con.execute("CREATE OR REPLACE TEMP TABLE manifest AS SELECT * FROM _manifest_arrow")
+            con.unregister("_manifest_arrow")
+        return con
+
+    # ---- writers -------------------------------------------------------------------------------
+    @contextmanager
+    def writer(self, wait_s: float = 300.0) -> Iterator["CaseWriter"]:
+        """Exclusive writer: waits up to wait_s for another ingest to finish, then fails with CaseBusy."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path / ".lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise CaseBusy(
+                            f"{self.path}: another ingest is writing this case; waited {wait_s:.0f} s. "
+                            "Try again when it finishes (or raise --wait)."
+                        ) from None
+                    time.sleep(0.1)
+            w = CaseWriter(self)
+            w.recover()
+            yield w
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def view_sql(case_path: Path, table: str, relpaths: list[str]) -> str:
+    """SELECT over a table's committed Parquet files; typed and empty when there are none."""
+    cols = ", ".join(f'"{f.name}"' for f in schema.TABLES[table])
+    if not relpaths:
+        empty = schema.select_list(table)
+        nulls = ", ".join(f'NULL AS "{f.name}"' for f in schema.TABLES[table])
+        date = ", NULL::DATE AS date" if table in schema.PARTITIONED else ""
+        return f"SELECT {empty}{date} FROM (SELECT {nulls}) WHERE false"
+    paths = ", ".join("'" + str(case_path / rel).replace("'", "''") + "'" for rel in relpaths)
+    if table in schema.PARTITIONED:
+        return (
+            f"SELECT {cols}, CAST(date AS DATE) AS date FROM read_parquet([{paths}], hive_partitioning=true, "
+            "hive_types={'date': DATE}, union_by_name=false)"
+        )
+    return f"SELECT {cols} FROM read_parquet([{paths}])"
+
+
+@dataclass
+class Staged:
+    table: str
+    relpath: str
+    rows: int
+
+
+@dataclass
+class CaseWriter:
+    case: Case
+    staged: list[Staged] = field(default_factory=list)
+
+    @property
+    def staging(self) -> Path:
+        return self.case.path / ".staging"
+
+    def recover(self) -> None:
+        """Remove what a killed ingest left: the staging folder and Parquet files not in the manifest."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        con = _connect_file(self.case.db_path, read_only=False)
+        try:
+            con.execute(MANIFEST_DDL)
+            known = {r[0] for r in con.execute("SELECT relpath FROM manifest_files").fetchall()}
+        finally:
+            con.close()
+        if self.case.parquet_dir.exists():
+            for p in self.case.parquet_dir.rglob("*.parquet"):
+                if str(p.relative_to(self.case.path)) not in known:
+                    p.unlink()
+
+    def known_sha(self, sha256: str) -> dict | None:
+        con = _connect_file(self.case.db_path, read_only=True)
+        try:
+            row = con.execute("SELECT source_file, ingested_at FROM manifest WHERE sha256 = ?", [sha256]).fetchall()
+            row = row[0] if row else None
+        finally:
+            con.close()
+        return {"source_file": row[0], "ingested_at": row[1]} if row else None
+
+    def new_file_id(self) -> str:
+        return uuid.uuid4().hex[:16]
+
+    def stage_path(self, file_id: str, table: str, date: str | None, part: int) -> tuple[Path, str]:
+        """(staging path, final relative path) for one Parquet part of one input file."""
+        sub = f"{table}/date={date}" if date else table
+        rel = f"parquet/{sub}/{file_id}-{part:05d}.parquet"
+        return self.staging / file_id / rel, rel
+
+    def commit(self, file_id: str, staged: list[Staged], manifest_row: dict) -> None:
+        """Move a file's staged Parquet into place, then record it, in one catalog transaction."""
+        for s in staged:
+            src = self.staging / file_id / s.relpath
+            dst = self.case.path / s.relpath
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        con = _connect_file(self.case.db_path, read_only=False)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(
+                "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    file_id,
+                    manifest_row["source_file"],
+                    manifest_row["size"],
+                    manifest_row["sha256"],
+                    manifest_row["format"],
+                    manifest_row.get("wrappers"),
+                    manifest_row.get("compression"),
+                    manifest_row["lines"],
+                    manifest_row["rows"],
+                    manifest_row["rejects"],
+                    manifest_row["skipped"],
+                    json.dumps(manifest_row["summary"], default=str, sort_keys=True),
+                    dt.datetime.now(dt.timezone.utc),
+                ],
+            )
+            if staged:
+                con.executemany(
+                    "INSERT INTO manifest_files VALUES (?, ?, ?, ?)",
+                    [[file_id, s.table, s.relpath, s.rows] for s in staged],
+                )
+            self._refresh_views(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        shutil.rmtree(self.staging / file_id, ignore_errors=True)
+
+    def _refresh_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Views in case.duckdb for people who open it with the duckdb CLI (absolute paths)."""
+        files: dict[str, list[str]] = {t: [] for t in schema.TABLES}
+        for table, rel in con.execute("SELECT table_name, relpath FROM manifest_files ORDER BY relpath").fetchall():
+            files[table].append(rel)
+        for table in schema.TABLES:
+            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql(self.case.path, table, files[table])}')

@@ -1,0 +1,138 @@
+"""Command line: each command parses its arguments, calls one library function, and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import WorkbenchError
+
+app = typer.Typer(
+    help="Registry incident workbench: ingest registry, proxy, database and host evidence into a case; "
+    "analyse it; export a post-mortem appendix.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+
+def _parse_at(at: Optional[str]) -> Optional[dt.datetime]:
+    if at is None:
+        return None
+    try:
+        v = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise WorkbenchError(f"--at {at!r} is not an ISO time; write it like 2026-11-28T06:00:00Z") from None
+    return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+
+
+@app.command()
+def ingest(
+    case: Path = typer.Argument(..., help="Case folder (created if missing)"),
+    paths: List[str] = typer.Argument(..., help="Files, directories or globs; plain, .gz or .zst"),
+    format: Optional[str] = typer.Option(None, "--format", help="Force a format (see `workbench formats`)"),
+    on_bad_line: str = typer.Option("quarantine", "--on-bad-line", help="quarantine (to rejects) or raise"),
+    tz: str = typer.Option("UTC", "--tz", help="Zone for timestamps written without one"),
+    at: Optional[str] = typer.Option(None, "--at", help="Time for files that carry none (scrapes, GC output)"),
+    instance: Optional[str] = typer.Option(None, "--instance", help="Instance name for these files"),
+    pg_prefix: Optional[str] = typer.Option(None, "--pg-prefix", help="PostgreSQL log_line_prefix of stderr logs"),
+    wait: float = typer.Option(300.0, "--wait", help="Seconds to wait for another ingest of this case"),
+    as_json: bool = typer.Option(False, "--json", help="Print the ledger as one JSON object"),
+) -> None:
+    """Load evidence files into a case: every line becomes a row, a reject with its reason, or a counted skip."""
+    from .ingest.pipeline import ingest as run
+
+    opts = {"pg_prefix": pg_prefix} if pg_prefix else {}
+    progress = None if as_json else (lambda p: err.print(f"[dim]ingesting {p}[/dim]"))
+    summary = run(case, paths, format=format, on_bad_line=on_bad_line, tz=tz, at=_parse_at(at),
+                  instance=instance, options=opts, wait_s=wait, progress=progress)
+    d = summary.to_dict()
+    if as_json:
+        print(json.dumps(d, default=str, sort_keys=True))
+    else:
+        print_summary(d)
+    if d["totals"]["errors"]:
+        for f in d["files"]:
+            if f["error"]:
+                err.print(f"error: {f['error']}")
+        raise typer.Exit(1)
+
+
+def print_summary(d: dict) -> None:
+    t = Table(title=f"ingest into {d['case']}")
+    for col in ("file", "format", "lines", "rows", "rejects", "skipped", "status"):
+        t.add_column(col, justify="right" if col in ("lines", "rows", "rejects", "skipped") else "left")
+    for f in d["files"]:
+        fmt = "/".join([*f["wrappers"], f["format"] or "?"])
+        t.add_row(f["source_file"], fmt, str(f["lines"]), str(f["rows_total"]), str(f["rejects"]),
+                  str(f["skipped_total"]), f["status"] + (f" ({f['damage']})" if f["damage"] else ""))
+    tot = d["totals"]
+    t.add_row("total", "", str(tot["lines"]), str(tot["rows"]), str(tot["rejects"]), str(tot["skipped"]),
+              "balanced" if tot["balanced"] else "NOT BALANCED")
+    out.print(t)
+    for f in d["files"]:
+        for n in f["notes"]:
+            out.print(f"[dim]{f['source_file']}: {n}[/dim]")
+
+
+@app.command()
+def query(
+    case: Path = typer.Argument(..., help="Case folder"),
+    sql: str = typer.Argument(..., help="SQL over the case's tables (requests, log_events, …)"),
+    format: str = typer.Option("table", "--format", help="table, csv or json"),
+) -> None:
+    """Run read-only SQL against a case and print the result."""
+    from .query import run_query
+
+    text = run_query(case, sql, format)
+    sys.stdout.write(text)
+
+
+@app.command()
+def formats() -> None:
+    """List every input format and wrapper the workbench understands, with an example line."""
+    from .ingest.catalog import FORMATS
+    from .ingest.wrappers import WRAPPERS
+
+    for f in FORMATS:
+        if f.name == "empty":
+            continue
+        out.print(f"[bold]{f.name}[/bold] ({f.family} → {', '.join(f.tables)}): {f.description}", highlight=False)
+        out.print(f"    {f.example}", highlight=False, soft_wrap=True)
+    out.print("\n[bold]wrappers[/bold] (removed first, stackable; plain, .gz and .zst files):")
+    for w in WRAPPERS:
+        out.print(f"[bold]{w.name}[/bold]: {w.description}", highlight=False)
+        out.print(f"    {w.example}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("cases/demo"), "--out", help="Where to put the demo case"),
+    seed: int = typer.Option(7, "--seed", help="Generator seed"),
+) -> None:
+    """Make a realistic incident, ingest it, analyse it, and print where the results are."""
+    from .demo import run_demo
+
+    path = run_demo(out_dir, seed=seed, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+    print(path)
+
+
+def main() -> None:
+    try:
+        app()
+    except WorkbenchError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

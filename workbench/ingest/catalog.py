@@ -1,0 +1,70 @@
+"""The one list of input formats. The CLI (`workbench formats`), detection and the notebooks loop over it."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .base import Context, Format
+from .wrappers import WRAPPERS, Wrapper, as_block
+
+
+def _formats() -> list[Format]:
+    from . import distribution
+    from .base import Empty
+
+    return [
+        *distribution.FORMATS,
+        Empty(),
+    ]
+
+
+FORMATS: list[Format] = _formats()
+SNIFF_MIN = 0.5
+
+
+def get_format(name: str) -> Format:
+    for f in FORMATS:
+        if f.name == name:
+            return f
+    names = ", ".join(f.name for f in FORMATS)
+    raise InputError(f"unknown format {name!r}; known formats: {names} (see `workbench formats`)")
+
+
+def detect(ctx: Context, head: list[str], forced: str | None = None) -> tuple[list[Wrapper], Format]:
+    """Peel wrappers off the first lines (up to three deep), then pick the best-scoring format.
+
+    With `forced`, the format is checked against the head: if none of the lines fit, that is one clear error
+    instead of a file's worth of rejects.
+    """
+    import pyarrow as pa
+
+    wrappers: list[Wrapper] = []
+    lines = head
+    for _ in range(3):
+        scored = sorted(((w().sniff(lines), w) for w in WRAPPERS), key=lambda x: -x[0])
+        if not scored or scored[0][0] < 0.6:
+            break
+        w = scored[0][1]()
+        tbl = as_block(pa.table({"line_no": pa.array(range(1, len(lines) + 1), pa.int64()),
+                                 "text": pa.array(lines, pa.string())}))
+        res = w.unwrap(ctx, tbl, True)
+        wrappers.append(w)
+        lines = [t for t in res.lines.column("text").to_pylist() if t and t.strip()]
+    where = f" inside {'/'.join(w.name for w in wrappers)}" if wrappers else ""
+    if forced:
+        fmt = get_format(forced)
+        if lines and fmt.sniff(lines) == 0:
+            raise InputError(
+                f"{ctx.source_file}: none of the first {len(lines)} lines{where} look like {forced}; "
+                f"drop --format to detect it, or see `workbench formats`"
+            )
+        return wrappers, fmt
+    if not lines:
+        return wrappers, get_format("empty")
+    scores = sorted(((f.sniff(lines), i, f) for i, f in enumerate(FORMATS)), key=lambda x: (-x[0], x[1]))
+    best_score, _, best = scores[0]
+    if best_score < SNIFF_MIN:
+        raise InputError(
+            f"{ctx.source_file}: format not recognised{where} (best guess {best.name}, {best_score:.0%} of the "
+            f"first {len(lines)} lines); pass --format NAME (see `workbench formats`)"
+        )
+    return wrappers, best

@@ -1,0 +1,236 @@
+"""CNCF distribution (docker registry) logs: logrus JSON and logrus text, with access-log lines interleaved.
+
+"response completed" / "response completed with error" lines become `requests` (layer `registry`); the
+registry's own combined access-log lines in the same stream become `requests` with layer `registry-access`
+(they also show requests the app log leaves out, such as 405s from a read-only registry); every other
+line becomes `log_events`. Blank lines are skipped; anything else is a reject with its reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+from .. import schema
+from .access import COMBINED_PY, clf_time_sql, combined_sql, request_parts_sql
+from .base import Context, Format, ParseResult, empty_rejects, rejects_from
+from .derive import finish_requests
+
+# Fields of a registry log line, by their logrus names.
+REQUEST_KEYS = {
+    "time": "time",
+    "level": "level",
+    "msg": "msg",
+    "method": "http.request.method",
+    "uri": "http.request.uri",
+    "host": "http.request.host",
+    "request_id": "http.request.id",
+    "remote_addr": "http.request.remoteaddr",
+    "user_agent": "http.request.useragent",
+    "status": "http.response.status",
+    "duration": "http.response.duration",
+    "written": "http.response.written",
+    "content_length": "http.request.contentlength",
+    "err_code": "err.code",
+    "err_message": "err.message",
+    "err_detail": "err.detail",
+    "vars_name": "vars.name",
+    "instance_id": "instance.id",
+    "error": "error",
+}
+
+COMPLETED = "('response completed', 'response completed with error')"
+
+EVENT_KIND_SQL = """
+    CASE
+        WHEN lower(coalesce(level, '')) IN ('panic', 'fatal') OR starts_with(lower(coalesce(msg, '')), 'panic')
+             OR contains(coalesce(msg, '') || coalesce(error, ''), 'runtime error') THEN 'panic'
+        WHEN regexp_matches(coalesce(msg, '') || ' ' || coalesce(error, '') || ' ' || coalesce(err_detail, ''),
+             '(?i)SlowDown|s3aws|storagedriver|storage driver|RequestTimeout|InternalError.*s3|blob upload|no space left|gcs:|azure:|filesystem:')
+             THEN 'storage_error'
+        WHEN regexp_matches(coalesce(msg, '') || ' ' || coalesce(error, ''),
+             '(?i)acquire connection|database|pgx|pq:|too many clients|remaining connection slots|sql:|redis')
+             THEN 'db_error'
+        WHEN regexp_matches(coalesce(msg, ''), '(?i)garbage|mark(ing)?|sweep|eligible for deletion|deleting (blob|manifest)')
+             THEN 'gc'
+        WHEN regexp_matches(coalesce(msg, '') || ' ' || coalesce(error, ''), '(?i)authoriz|authenticat|token')
+             THEN 'auth'
+        WHEN regexp_matches(coalesce(msg, ''), '(?i)listening on|starting|configuration|not configured|version=')
+             THEN 'startup'
+        ELSE 'other'
+    END
+"""
+
+
+def ts_sql(expr: str, tz_param: str = "$tz") -> str:
+    """SQL: a log timestamp string to TIMESTAMPTZ; strings without a zone are read in --tz."""
+    return (
+        f"CASE WHEN suffix({expr}, 'Z') OR suffix({expr}, 'z') OR regexp_matches({expr}, '[+-]\\d\\d:?\\d\\d$') "
+        f"THEN TRY_CAST({expr} AS TIMESTAMPTZ) ELSE timezone({tz_param}, TRY_CAST({expr} AS TIMESTAMP)) END"
+    )
+
+
+class _RegistryLog(Format):
+    family = "registry"
+    tables = ("requests", "log_events")
+
+    #: SQL over `_in` (line_no, text, wrap_*) giving `_kv`: line_no, text, ok (parsed), and one column per
+    #: REQUEST_KEYS name plus `fields` (the rest as JSON text)
+    extract_sql: str
+
+    def looks_like(self, line: str) -> bool:
+        raise NotImplementedError
+
+    def sniff(self, lines: list[str]) -> float:
+        if not lines:
+            return 0.0
+        own = sum(1 for ln in lines if self.looks_like(ln))
+        access = sum(1 for ln in lines if COMBINED_PY.match(ln))
+        return (own + access) / len(lines) if own else 0.0
+
+    def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
+        con = ctx.con
+        con.register("_in", block)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _kv AS {self.extract_sql}")
+            m, u, _ = request_parts_sql("a.request")
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _cls AS
+                SELECT k.*, {ts_sql('k.time')} AS tsv,
+                       CASE WHEN trim(k.text) = '' THEN 'blank'
+                            WHEN k.ok AND k.msg IN {COMPLETED} THEN 'request'
+                            WHEN k.ok THEN 'event'
+                            WHEN a.time <> '' THEN 'access'
+                            ELSE 'bad' END AS cls,
+                       a AS acc
+                FROM (SELECT *, {combined_sql('text')} AS a FROM _kv) k
+                """,
+                {"tz": ctx.tz},
+            )
+            # a request or event without a readable time is a reject
+            con.execute(
+                """UPDATE _cls SET cls = 'badtime' WHERE cls IN ('request', 'event') AND tsv IS NULL
+                   AND wrap_ts IS NULL"""
+            )
+            inst = "coalesce($inst, instance_id, wrap_host)"
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _req AS
+                SELECT coalesce(tsv, wrap_ts) AS ts, 'registry' AS layer, {inst} AS instance, request_id, method, uri,
+                       status, go_dur(duration) AS duration_s, written AS bytes_out, content_length AS bytes_in,
+                       remote_addr, user_agent, err_code AS error_code, err_message AS error_message,
+                       err_detail AS error_detail, NULL::DOUBLE AS storage_duration_s,
+                       NULL::DOUBLE AS upstream_duration_s, NULL AS upstream_status, line_no
+                FROM _cls WHERE cls = 'request'
+                UNION ALL
+                SELECT {clf_time_sql('acc.time')} AS ts, 'registry-access', coalesce($inst, wrap_host), NULL,
+                       {m.replace('a.request', 'acc.request')}, {u.replace('a.request', 'acc.request')},
+                       acc.status, NULL, acc.bytes, NULL, acc.remote, acc.ua, NULL, NULL, NULL, NULL, NULL, NULL,
+                       line_no
+                FROM _cls WHERE cls = 'access'
+                """,
+                {"inst": ctx.instance},
+            )
+            requests = finish_requests(con, "_req", ctx.source_file)
+            events = con.sql(
+                f"""
+                SELECT coalesce(tsv, wrap_ts) AS ts, 'registry' AS layer, {inst} AS instance,
+                       lower(level) AS level, msg AS message, {EVENT_KIND_SQL} AS kind,
+                       norm_code(err_code) AS error_code, coalesce(error, err_detail, err_message) AS error_detail,
+                       request_id, vars_name AS repository, fields, $src AS source_file, line_no
+                FROM _cls WHERE cls = 'event' ORDER BY line_no
+                """,
+                params={"inst": ctx.instance, "src": ctx.source_file},
+            ).to_arrow_table()
+            rejects = rejects_from(
+                con,
+                f"""SELECT line_no, CASE cls WHEN 'badtime' THEN 'no readable time in the line'
+                                     ELSE '{self.reject_reason}' END AS reason, text
+                    FROM _cls WHERE cls IN ('bad', 'badtime') ORDER BY line_no""",
+            )
+            blank = con.execute("SELECT count(*) FROM _cls WHERE cls = 'blank'").fetchall()[0][0]
+        finally:
+            con.unregister("_in")
+        return ParseResult(
+            tables={"requests": requests, "log_events": schema.conform("log_events", events)},
+            rejects=rejects if rejects.num_rows else empty_rejects(),
+            skipped={"blank": blank} if blank else {},
+            used_lines=requests.num_rows + events.num_rows,
+        )
+
+
+def _json_extract_sql() -> str:
+    struct = ", ".join(f'"{v}": "VARCHAR"' for v in REQUEST_KEYS.values())
+    cols = ", ".join(f'j."{v}" AS {k}' for k, v in REQUEST_KEYS.items())
+    drop = ", ".join(f'"{k}": null' for k in ("time", "level", "msg"))
+    return f"""
+        SELECT line_no, text, wrap_ts, wrap_host, wrap_program, j IS NOT NULL AS ok, {cols},
+               CASE WHEN j IS NOT NULL THEN CAST(json_merge_patch(text, '{{{drop}}}') AS VARCHAR) END AS fields
+        FROM (SELECT *, CASE WHEN starts_with(ltrim(text), '{{') AND json_valid(text)
+                                  AND json_type(text) = 'OBJECT'
+                             THEN json_transform(text, '{{{struct}}}') END AS j
+              FROM _in)
+    """
+
+
+class RegistryJSON(_RegistryLog):
+    name = "registry-json"
+    description = "CNCF distribution / docker registry app log, logrus JSON (log.formatter: json)"
+    example = (
+        '{"err.code":"manifest unknown","err.detail":"unknown tag=missing","err.message":"manifest unknown",'
+        '"go.version":"go1.19.8","http.request.host":"127.0.0.1:5000","http.request.id":"5b2a9d4e-…",'
+        '"http.request.method":"GET","http.request.remoteaddr":"127.0.0.1:41234",'
+        '"http.request.uri":"/v2/library/app/manifests/missing","http.request.useragent":"skopeo/1.9.3",'
+        '"http.response.contenttype":"application/json; charset=utf-8","http.response.duration":"2.016377ms",'
+        '"http.response.status":404,"http.response.written":96,"level":"warning",'
+        '"msg":"response completed with error","time":"2026-11-28T06:29:38.412004795Z",'
+        '"vars.name":"library/app","vars.reference":"missing"}'
+    )
+    reject_reason = "not a JSON object and not an access-log line"
+    extract_sql = _json_extract_sql()
+
+    def looks_like(self, line: str) -> bool:
+        s = line.lstrip()
+        return s.startswith("{") and ('"msg"' in s or '"level"' in s) and '"time"' in s
+
+
+_KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""
+
+
+def _text_extract_sql() -> str:
+    cols = ", ".join(f"m['{v}'] AS {k}" for k, v in REQUEST_KEYS.items())
+    known = ", ".join(f"'{k}'" for k in ("time", "level", "msg"))
+    return f"""
+        SELECT line_no, text, wrap_ts, wrap_host, wrap_program, m IS NOT NULL AND m['time'] IS NOT NULL AS ok, {cols},
+               CASE WHEN m IS NOT NULL THEN CAST(to_json(map_from_entries(list_filter(map_entries(m),
+                   lambda e: e.key NOT IN ({known})))) AS VARCHAR) END AS fields
+        FROM (SELECT *, CASE WHEN regexp_matches(text, '^(time|level)=') THEN TRY(map_from_entries(list_transform(
+                    regexp_extract_all(text, '{_KV_RE.replace(chr(39), chr(39) * 2)}'),
+                    lambda p: {{'key': split_part(p, '=', 1),
+                                'value': logrus_unquote(substr(p, strpos(p, '=') + 1))}})))
+                    END AS m
+              FROM _in)
+    """
+
+
+class RegistryText(_RegistryLog):
+    name = "registry-text"
+    description = "CNCF distribution / docker registry app log, logrus text (key=value, the default)"
+    example = (
+        'time="2026-11-28T06:29:38.412004795Z" level=info msg="response completed" go.version=go1.19.8 '
+        'http.request.host="127.0.0.1:5000" http.request.id=0d7c… http.request.method=GET '
+        'http.request.remoteaddr="127.0.0.1:41234" http.request.uri="/v2/library/app/manifests/v1" '
+        'http.request.useragent="skopeo/1.9.3" http.response.contenttype="application/vnd.oci.image.manifest.v1+json" '
+        'http.response.duration=3.21ms http.response.status=200 http.response.written=1024'
+    )
+    reject_reason = "not a logrus key=value line and not an access-log line"
+    extract_sql = _text_extract_sql()
+    _re = re.compile(r'^time="?\d{4}-\d\d-\d\d')
+
+    def looks_like(self, line: str) -> bool:
+        return bool(self._re.match(line)) and " level=" in line and " msg=" in line
+
+
+FORMATS: list[Format] = [RegistryJSON(), RegistryText()]

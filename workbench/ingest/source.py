@@ -1,0 +1,202 @@
+"""Reading input files: compression, hashing, and streaming them as numbered lines in bounded blocks."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import pyarrow as pa
+
+from ..errors import InputError
+
+READ_BYTES = 1 << 20  # compressed bytes per read
+BLOCK_BYTES = 32 << 20  # decoded text per block handed to a parser
+MAX_RAW = 64 * 1024  # longest raw text kept in rejects
+
+
+@dataclass
+class Damage:
+    """Set when a compressed file ends early or is corrupt: the lines before the damage are kept."""
+
+    message: str | None = None
+
+
+def compression_of(path: Path) -> str | None:
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    if magic == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _raw_chunks(fh: BinaryIO, compression: str | None, damage: Damage) -> Iterator[bytes]:
+    """Decompressed bytes; on damage, yields what decoded cleanly and records what went wrong."""
+    if compression is None:
+        while chunk := fh.read(READ_BYTES):
+            yield chunk
+        return
+    if compression == "gzip":
+        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        fed = False  # the current member has received input
+        offset = 0
+        while chunk := fh.read(READ_BYTES):
+            offset += len(chunk)
+            try:
+                while chunk:
+                    fed = True
+                    out = d.decompress(chunk)
+                    if out:
+                        yield out
+                    if d.eof:  # next gzip member (concatenated .gz files are valid)
+                        chunk = d.unused_data
+                        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                        fed = False
+                    else:
+                        chunk = b""
+            except zlib.error as exc:
+                damage.message = f"gzip data corrupt near compressed byte {offset} ({exc}); lines before the damage were kept"
+                return
+        if fed and not d.eof:
+            tail = d.flush()
+            if tail:
+                yield tail
+            damage.message = "gzip stream truncated (ended before its end marker); lines before the damage were kept"
+        return
+    if compression == "zstd":
+        import zstandard
+
+        dctx = zstandard.ZstdDecompressor()
+        dobj = dctx.decompressobj()
+        try:
+            while chunk := fh.read(READ_BYTES):
+                out = dobj.decompress(chunk)
+                if out:
+                    yield out
+                while dobj.eof and dobj.unused_data:
+                    rest = dobj.unused_data
+                    dobj = dctx.decompressobj()
+                    out = dobj.decompress(rest)
+                    if out:
+                        yield out
+        except zstandard.ZstdError as exc:
+            damage.message = f"zstd data corrupt: {exc}; lines before the damage were kept"
+            return
+        if not dobj.eof:
+            damage.message = "zstd stream truncated (frame incomplete); lines before the damage were kept"
+        return
+    raise InputError(f"unknown compression {compression}")
+
+
+@dataclass
+class LineBlock:
+    """A block of whole lines: numbers (1-based) and text, as an Arrow table (line_no, text)."""
+
+    table: pa.Table
+    first_line: int
+
+
+@dataclass
+class LineReader:
+    """Streams a file as blocks of numbered lines, decoding UTF-8 (invalid bytes become U+FFFD and are counted)."""
+
+    path: Path
+    compression: str | None = None
+    damage: Damage = field(default_factory=Damage)
+    lines: int = 0
+    invalid_utf8_lines: int = 0
+
+    def head(self, max_bytes: int = 256 * 1024, max_lines: int = 400) -> list[str]:
+        """The first lines of the decoded stream, for format detection."""
+        buf = b""
+        with open(self.path, "rb") as fh:
+            for chunk in _raw_chunks(fh, self.compression, Damage()):
+                buf += chunk
+                if len(buf) >= max_bytes:
+                    break
+        lines = buf[:max_bytes].decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n")
+        if len(buf) >= max_bytes:
+            lines = lines[:-1]  # last one may be cut
+        return [ln for ln in lines if ln.strip()][:max_lines]
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[LineBlock]:
+        pending = b""
+        with open(self.path, "rb") as fh:
+            buf: list[bytes] = []
+            size = 0
+            for chunk in _raw_chunks(fh, self.compression, self.damage):
+                buf.append(chunk)
+                size += len(chunk)
+                if size >= block_bytes:
+                    data = pending + b"".join(buf)
+                    cut = data.rfind(b"\n")
+                    if cut < 0:  # one enormous line: keep reading
+                        pending, buf, size = data, [], 0
+                        if len(pending) > 16 * block_bytes:
+                            # cap memory: emit it as a line of its own
+                            yield self._block(pending, final_line=True)
+                            pending = b""
+                        continue
+                    yield self._block(data[: cut + 1])
+                    pending, buf, size = data[cut + 1 :], [], 0
+            data = pending + b"".join(buf)
+            if data:
+                yield self._block(data, final_line=True)
+
+    def _block(self, data: bytes, final_line: bool = False) -> LineBlock:
+        text = data.decode("utf-8", errors="replace")
+        if "\ufffd" in text:
+            self.invalid_utf8_lines += _count_invalid(data)
+        if "\x00" in text:
+            text = text.replace("\x00", "\ufffd")
+        text = text.replace("\r\n", "\n")
+        if text.endswith("\n"):
+            text = text[:-1]
+        parts = text.split("\n")
+        first = self.lines + 1
+        self.lines += len(parts)
+        table = pa.table(
+            {
+                "line_no": pa.array(range(first, first + len(parts)), pa.int64()),
+                "text": pa.array(parts, pa.string()),
+            }
+        )
+        return LineBlock(table, first)
+
+
+def _count_invalid(data: bytes) -> int:
+    n = 0
+    for line in data.split(b"\n"):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            n += 1
+    return n
+
+
+def clip_raw(text: str) -> str:
+    if text is None:
+        return text
+    if len(text) > MAX_RAW:
+        return text[:MAX_RAW] + f"… [line was {len(text)} characters]"
+    return text
+
+
+def open_text_head(path: Path) -> list[str]:
+    """Convenience for tests: first lines of a file, decompressed."""
+    return LineReader(path, compression_of(path)).head()
+
+
+__all__ = ["LineReader", "LineBlock", "Damage", "compression_of", "sha256_of", "clip_raw"]

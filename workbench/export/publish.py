@@ -1,0 +1,72 @@
+"""What a notebook hands to the appendix: tables, charts and findings, shown in the notebook and saved.
+
+Notebooks call these with the `appendix_dir` parameter the report passes in (None when an analyst runs the
+notebook by hand: then they only display). Saved names are stable so the same inputs give the same appendix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+SAFE = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _name(name: str) -> str:
+    if not name or set(name) - SAFE:
+        raise ValueError(f"appendix item name {name!r}: use lower-case letters, digits, _ and - only")
+    return name
+
+
+def _display(obj: Any) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - outside IPython nothing is shown
+        return
+    display(obj)
+
+
+def table(df: pl.DataFrame, name: str, caption: str = "", appendix_dir: str | Path | None = None,
+          show_rows: int = 50) -> pl.DataFrame:
+    """Show a table and save it as tables/<name>.csv and .parquet (sorted as given) with its caption."""
+    _name(name)
+    if appendix_dir:
+        d = Path(appendix_dir) / "tables"
+        d.mkdir(parents=True, exist_ok=True)
+        df.write_parquet(d / f"{name}.parquet", compression="zstd", statistics=False)
+        df.write_csv(d / f"{name}.csv")
+        (d / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption, "rows": df.height,
+                                                     "columns": df.columns}, sort_keys=True))
+    _display(df.head(show_rows))
+    return df
+
+
+def chart(ch: Any, name: str, caption: str = "", appendix_dir: str | Path | None = None) -> Any:
+    """Show an Altair chart and save its Vega-Lite spec as charts/<name>.vl.json with its caption."""
+    _name(name)
+    if appendix_dir:
+        d = Path(appendix_dir) / "charts"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{name}.vl.json").write_text(json.dumps(ch.to_dict(), sort_keys=True))
+        (d / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption}, sort_keys=True))
+    _display(ch)
+    return ch
+
+
+def finding(text: str, name: str, section: str = "evidence", appendix_dir: str | Path | None = None) -> str:
+    """A one-paragraph finding for the post-mortem (section: impact, timeline, evidence, contributing)."""
+    _name(name)
+    if appendix_dir:
+        d = Path(appendix_dir) / "findings"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{name}.json").write_text(json.dumps({"name": name, "section": section, "text": text}, sort_keys=True))
+    try:
+        from IPython.display import Markdown
+
+        _display(Markdown(text))
+    except ImportError:  # pragma: no cover
+        pass
+    return text

@@ -9,6 +9,7 @@ Files left in `parquet/` by a killed ingest are not in the manifest; the next wr
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -163,10 +164,28 @@ class Case:
                     time.sleep(0.1)
             w = CaseWriter(self)
             w.recover()
-            yield w
+            try:
+                yield w
+            except OSError as exc:
+                if not _out_of_space(exc):
+                    raise
+                shutil.rmtree(w.staging, ignore_errors=True)
+                raise CaseError(
+                    f"{self.path}: out of space while writing ({exc.strerror}: {exc.filename or 'case files'}); "
+                    "the files not yet committed were discarded and the case is as it was. Free space and rerun "
+                    "the same ingest: what was committed is skipped."
+                ) from None
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def _out_of_space(exc: OSError) -> bool:
+    """Disk full, file-size limit or quota, whether from the OS directly or wrapped by pyarrow/DuckDB."""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return any(s in text for s in ("No space left", "File too large", "Disk quota exceeded"))
 
 
 def view_sql(case_path: Path, table: str, relpaths: list[str]) -> str:

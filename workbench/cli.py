@@ -130,7 +130,8 @@ def main() -> None:
     try:
         app()
     except WorkbenchError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        one_line = " ".join(str(exc).split())
+        print(f"error: {one_line}", file=sys.stderr)
         sys.exit(exc.exit_code)
 
 

@@ -8,11 +8,15 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution
+    from . import distribution, netstat, redis, sysstat, tls
     from .base import Empty
 
     return [
         *distribution.FORMATS,
+        *sysstat.FORMATS,
+        *netstat.FORMATS,
+        *redis.FORMATS,
+        *tls.FORMATS,
         Empty(),
     ]
 

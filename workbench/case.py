@@ -295,6 +295,22 @@ class CaseWriter:
             con.close()
         shutil.rmtree(self.staging / file_id, ignore_errors=True)
 
+    def replace_files(self, old: list[str], new: list[Staged], file_id: str = "compacted") -> None:
+        """Swap committed files for others holding the same rows (compaction), in one catalog transaction."""
+        con = _connect_file(self.case.db_path, read_only=False)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.executemany("DELETE FROM manifest_files WHERE relpath = ?", [[r] for r in old])
+            con.executemany("INSERT INTO manifest_files VALUES (?, ?, ?, ?)",
+                            [[file_id, s.table, s.relpath, s.rows] for s in new])
+            self._refresh_views(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
     def _refresh_views(self, con: duckdb.DuckDBPyConnection) -> None:
         """Views in case.duckdb for people who open it with the duckdb CLI (absolute paths)."""
         files: dict[str, list[str]] = {t: [] for t in schema.TABLES}

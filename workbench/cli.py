@@ -115,6 +115,18 @@ def formats() -> None:
 
 
 @app.command()
+def compact(
+    case: Path = typer.Argument(..., help="Case folder"),
+    target_mb: int = typer.Option(512, "--target-mb", help="Aim for files of about this size"),
+) -> None:
+    """Merge a case's small Parquet files into large ones sorted by ts (for Spark, Trino, Athena)."""
+    from .compact import compact as run
+
+    s = run(case, target_mb=target_mb)
+    out.print(f"{s.files_before} files -> {s.files_after} files ({s.rows} rows rewritten)")
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("cases/demo"), "--out", help="Where to put the demo case"),
     seed: int = typer.Option(7, "--seed", help="Generator seed"),

@@ -96,51 +96,55 @@ class Case:
         return self.db_path.exists()
 
     # ---- readers -------------------------------------------------------------------------------
-    def committed_files(self) -> dict[str, list[str]]:
-        """table -> relative paths of committed Parquet files (empty when the case is new)."""
+    def read_catalog(self) -> tuple[dict[str, list[str]], "pa.Table"]:
+        """(table -> committed relative paths, manifest rows), read together so they agree."""
+        import pyarrow as pa  # noqa: F401
+
         out: dict[str, list[str]] = {t: [] for t in schema.TABLES}
         if not self.exists():
-            return out
+            raise CaseError(f"{self.path}: no case here (no {DB_NAME}); create one with `workbench ingest {self.path} FILES…`")
         con = _connect_file(self.db_path, read_only=True)
         try:
             for table, rel in con.execute("SELECT table_name, relpath FROM manifest_files ORDER BY relpath").fetchall():
                 out.setdefault(table, []).append(rel)
+            man = con.sql(
+                "SELECT * EXCLUDE (summary), CAST(summary AS VARCHAR) AS summary FROM manifest "
+                "ORDER BY ingested_at, source_file"
+            ).to_arrow_table()
         finally:
             con.close()
-        return out
+        return out, man
+
+    def committed_files(self) -> dict[str, list[str]]:
+        """table -> relative paths of committed Parquet files (empty when the case is new)."""
+        if not self.exists():
+            return {t: [] for t in schema.TABLES}
+        return self.read_catalog()[0]
 
     def manifest(self) -> list[dict]:
-        if not self.exists():
-            return []
-        con = _connect_file(self.db_path, read_only=True)
-        try:
-            cur = con.execute("SELECT * EXCLUDE (summary), summary FROM manifest ORDER BY ingested_at, source_file")
-            cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, row)) for row in cur.fetchall()]
-        finally:
-            con.close()
+        return self.read_catalog()[1].to_pylist() if self.exists() else []
+
+    def base(self) -> str:
+        """Where relative paths in the manifest are rooted (a folder here, a URL for a remote case)."""
+        return str(self.path)
 
     def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
         """In-memory DuckDB connection (UTC) with one view per canonical table over the committed files.
 
         It holds no lock on the case: ingests may run while it is open; it sees the case as it was when opened.
         """
-        if not self.exists():
-            raise CaseError(f"{self.path}: no case here (no {DB_NAME}); create one with `workbench ingest {self.path} FILES…`")
+        files, man = self.read_catalog()
         con = con or new_connection()
-        files = self.committed_files()
+        self.prepare(con)
         for table in schema.TABLES:
-            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql(self.path, table, files.get(table, []))}')
-        man = self.manifest()
-        con.execute("CREATE OR REPLACE TEMP TABLE manifest AS SELECT * FROM (VALUES (NULL::VARCHAR)) WHERE false")
-        if man:
-            import pyarrow as pa
-
-            rows = pa.Table.from_pylist([{k: (str(v) if k == "summary" else v) for k, v in m.items()} for m in man])
-            con.register("_manifest_arrow", rows)
-            con.execute("CREATE OR REPLACE TEMP TABLE manifest AS SELECT * FROM _manifest_arrow")
-            con.unregister("_manifest_arrow")
+            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql(self.base(), table, files.get(table, []))}')
+        con.register("_manifest_arrow", man)
+        con.execute("CREATE OR REPLACE TEMP TABLE manifest AS SELECT * FROM _manifest_arrow")
+        con.unregister("_manifest_arrow")
         return con
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Hook for remote cases to register their file system on a connection."""
 
     # ---- writers -------------------------------------------------------------------------------
     @contextmanager
@@ -188,7 +192,7 @@ def _out_of_space(exc: OSError) -> bool:
     return any(s in text for s in ("No space left", "File too large", "Disk quota exceeded"))
 
 
-def view_sql(case_path: Path, table: str, relpaths: list[str]) -> str:
+def view_sql(base: str | Path, table: str, relpaths: list[str]) -> str:
     """SELECT over a table's committed Parquet files; typed and empty when there are none."""
     cols = ", ".join(f'"{f.name}"' for f in schema.TABLES[table])
     if not relpaths:
@@ -196,7 +200,8 @@ def view_sql(case_path: Path, table: str, relpaths: list[str]) -> str:
         nulls = ", ".join(f'NULL AS "{f.name}"' for f in schema.TABLES[table])
         date = ", NULL::DATE AS date" if table in schema.PARTITIONED else ""
         return f"SELECT {empty}{date} FROM (SELECT {nulls}) WHERE false"
-    paths = ", ".join("'" + str(case_path / rel).replace("'", "''") + "'" for rel in relpaths)
+    root = str(base).rstrip("/")
+    paths = ", ".join("'" + f"{root}/{rel}".replace("'", "''") + "'" for rel in relpaths)
     if table in schema.PARTITIONED:
         return (
             f"SELECT {cols}, CAST(date AS DATE) AS date FROM read_parquet([{paths}], hive_partitioning=true, "

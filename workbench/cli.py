@@ -86,7 +86,7 @@ def print_summary(d: dict) -> None:
 
 @app.command()
 def query(
-    case: Path = typer.Argument(..., help="Case folder"),
+    case: str = typer.Argument(..., help="Case folder, or s3://bucket/prefix of a synced case"),
     sql: str = typer.Argument(..., help="SQL over the case's tables (requests, log_events, …)"),
     format: str = typer.Option("table", "--format", help="table, csv or json"),
 ) -> None:
@@ -124,6 +124,18 @@ def compact(
 
     s = run(case, target_mb=target_mb)
     out.print(f"{s.files_before} files -> {s.files_after} files ({s.rows} rows rewritten)")
+
+
+@app.command()
+def sync(
+    case: Path = typer.Argument(..., help="Local case folder"),
+    url: str = typer.Argument(..., help="s3://bucket/prefix (endpoint and keys from the AWS_* settings)"),
+) -> None:
+    """Upload a case's committed Parquet and manifest to S3-compatible storage, for Spark/Trino or sharing."""
+    from .remote import sync as run
+
+    s = run(case, url)
+    out.print(f"{s.url}: {s.uploaded} files uploaded, {s.already_there} already there")
 
 
 @app.command()

@@ -6,7 +6,7 @@ import io
 import json
 import os
 
-from .case import Case
+from .remote import open_case
 from .errors import ParameterError, WorkbenchError
 
 FORMATS = ("table", "csv", "json")
@@ -15,7 +15,7 @@ FORMATS = ("table", "csv", "json")
 def run_query(case: str | os.PathLike, sql: str, format: str = "table") -> str:
     if format not in FORMATS:
         raise ParameterError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-    con = Case(case).connect()
+    con = open_case(case).connect()
     try:
         import duckdb
 
@@ -35,7 +35,7 @@ def run_query(case: str | os.PathLike, sql: str, format: str = "table") -> str:
         import pyarrow.csv as pacsv
 
         buf = io.BytesIO()
-        pacsv.write_csv(tbl, buf)
+        pacsv.write_csv(tbl, buf, pacsv.WriteOptions(quoting_style="needed"))
         return buf.getvalue().decode()
     import polars as pl
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 
@@ -32,11 +31,9 @@ def run_query(case: str | os.PathLike, sql: str, format: str = "table") -> str:
     if format == "json":
         return json.dumps(tbl.to_pylist(), default=str) + "\n"
     if format == "csv":
-        import pyarrow.csv as pacsv
+        import polars as pl
 
-        buf = io.BytesIO()
-        pacsv.write_csv(tbl, buf, pacsv.WriteOptions(quoting_style="needed"))
-        return buf.getvalue().decode()
+        return pl.from_arrow(tbl).write_csv()
     import polars as pl
 
     with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=80, tbl_width_chars=200):

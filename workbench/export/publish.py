@@ -52,8 +52,30 @@ def chart(ch: Any, name: str, caption: str = "", appendix_dir: str | Path | None
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{name}.vl.json").write_text(json.dumps(ch.to_dict(), sort_keys=True))
         (d / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption}, sort_keys=True))
-    _display(ch)
+    _display(_svg(ch))
     return ch
+
+
+def _svg(ch: Any) -> Any:
+    """The chart as inline SVG (vl-convert): drawn offline, the same in JupyterLab, papermill and the appendix."""
+    import vl_convert as vlc
+
+    try:
+        from IPython.display import SVG
+    except ImportError:  # pragma: no cover
+        return ch
+    return SVG(vlc.vegalite_to_svg(ch.to_dict(), vl_version=_vl_version(ch)))
+
+
+def _vl_version(ch: Any) -> str:
+    schema = ch.to_dict().get("$schema", "")
+    import re
+
+    m = re.search(r"/v(\d+(?:\.\d+)*)\.json", schema)
+    if not m:
+        return "v5_20"
+    parts = m.group(1).split(".")
+    return f"v{parts[0]}_{parts[1] if len(parts) > 1 else 0}"
 
 
 def finding(text: str, name: str, section: str = "evidence", appendix_dir: str | Path | None = None) -> str:

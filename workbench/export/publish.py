@@ -30,8 +30,8 @@ def _display(obj: Any) -> None:
 
 
 def table(df: pl.DataFrame, name: str, caption: str = "", appendix_dir: str | Path | None = None,
-          show_rows: int = 50) -> pl.DataFrame:
-    """Show a table and save it as tables/<name>.csv and .parquet (sorted as given) with its caption."""
+          show_rows: int = 50) -> None:
+    """Show a table (returns nothing, so a notebook shows it once) and save it as tables/<name>.csv and .parquet (sorted as given) with its caption."""
     _name(name)
     if appendix_dir:
         d = Path(appendix_dir) / "tables"
@@ -41,10 +41,9 @@ def table(df: pl.DataFrame, name: str, caption: str = "", appendix_dir: str | Pa
         (d / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption, "rows": df.height,
                                                      "columns": df.columns}, sort_keys=True))
     _display(df.head(show_rows))
-    return df
 
 
-def chart(ch: Any, name: str, caption: str = "", appendix_dir: str | Path | None = None) -> Any:
+def chart(ch: Any, name: str, caption: str = "", appendix_dir: str | Path | None = None) -> None:
     """Show an Altair chart and save its Vega-Lite spec as charts/<name>.vl.json with its caption."""
     _name(name)
     if appendix_dir:
@@ -53,7 +52,6 @@ def chart(ch: Any, name: str, caption: str = "", appendix_dir: str | Path | None
         (d / f"{name}.vl.json").write_text(json.dumps(ch.to_dict(), sort_keys=True))
         (d / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption}, sort_keys=True))
     _display(_svg(ch))
-    return ch
 
 
 def _svg(ch: Any) -> Any:
@@ -78,7 +76,7 @@ def _vl_version(ch: Any) -> str:
     return f"v{parts[0]}_{parts[1] if len(parts) > 1 else 0}"
 
 
-def finding(text: str, name: str, section: str = "evidence", appendix_dir: str | Path | None = None) -> str:
+def finding(text: str, name: str, section: str = "evidence", appendix_dir: str | Path | None = None) -> None:
     """A one-paragraph finding for the post-mortem (section: impact, timeline, evidence, contributing)."""
     _name(name)
     if appendix_dir:
@@ -91,4 +89,3 @@ def finding(text: str, name: str, section: str = "evidence", appendix_dir: str |
         _display(Markdown(text))
     except ImportError:  # pragma: no cover
         pass
-    return text

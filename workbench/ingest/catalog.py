@@ -8,11 +8,12 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution
+    from . import distribution, prometheus
     from .base import Empty
 
     return [
         *distribution.FORMATS,
+        *prometheus.FORMATS,
         Empty(),
     ]
 

@@ -8,12 +8,14 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution, prometheus
+    from . import distribution, gc, kernel, prometheus
     from .base import Empty
 
     return [
+        *gc.FORMATS,  # before the registry logs: a file of upload-purge lines alone is GC evidence
         *distribution.FORMATS,
         *prometheus.FORMATS,
+        *kernel.FORMATS,
         Empty(),
     ]
 

@@ -8,11 +8,12 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution, gc, kernel, prometheus
+    from . import distribution, gc, kernel, kubernetes, prometheus
     from .base import Empty
 
     return [
         *gc.FORMATS,  # before the registry logs: a file of upload-purge lines alone is GC evidence
+        *kubernetes.FORMATS,  # before the registry logs: containerd writes logrus lines too
         *distribution.FORMATS,
         *prometheus.FORMATS,
         *kernel.FORMATS,

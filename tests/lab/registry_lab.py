@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import socket
 import subprocess
 import sys

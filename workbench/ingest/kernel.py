@@ -26,7 +26,7 @@ import zoneinfo
 import pyarrow as pa
 
 from .base import Context, Format, ParseResult
-from .gc import Events, whole_lines
+from .rows import Events, whole_lines
 
 _MONO = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
 _HUMAN = re.compile(r"^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\s?(.*)$")

@@ -25,7 +25,7 @@ import re
 import pyarrow as pa
 
 from .base import Context, Format, ParseResult
-from .gc import Events, fallback_time, logrus_msg, parse_time, whole_lines
+from .rows import Events, fallback_time, logrus_msg, parse_time, whole_lines
 
 _DUR = r"[0-9.]+(?:h|ms|m|s|us|µs|ns)(?:[0-9.]+(?:h|ms|m|s|us|µs|ns))*"
 PULLED = re.compile(rf'Successfully pulled image "(?P<image>[^"]+)" in (?P<d>{_DUR})'

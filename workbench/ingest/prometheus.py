@@ -27,7 +27,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from .. import schema
-from .base import REJECT_COLUMNS, Context, Format, ParseResult
+from .base import Context, Format, ParseResult
+from .rows import reject_table
 
 SAMPLE_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?[ \t]+\S+([ \t]+\S+)?([ \t]+#.*)?[ \t]*$|^\{\".*\}[ \t]+\S+")
 META_RE = re.compile(r"^#[ \t]+(HELP|TYPE|UNIT)[ \t]")
@@ -155,9 +156,7 @@ class _Rows:
                 "line_no": pa.array(self.line_no, pa.int64()),
             }
         )
-        rej = pa.table({"line_no": pa.array([r[0] for r in self.rejects], pa.int64()),
-                        "reason": pa.array([r[1] for r in self.rejects], pa.string()),
-                        "text": pa.array([r[2] for r in self.rejects], pa.string())}, schema=REJECT_COLUMNS)
+        rej = reject_table(self.rejects)
         for kind in KINDS:
             if kind in self.basis:
                 ctx.note(_BASIS_NOTE[kind])

@@ -73,3 +73,16 @@ def test_containerd_and_kubectl_events(tmp_path, fixtures):
     j = [e for e in ev if e["file"].endswith(".json")]
     assert {e["kind"] for e in j} == {"image_pull", "image_pull_error"}
     assert any(e["ts"] == dt.datetime(2026, 11, 28, 6, 31, 50, tzinfo=UTC) and e["value"] == 4 for e in j)
+
+
+def test_formats_command_lists_every_new_format():
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    res = CliRunner().invoke(app, ["formats"])
+    assert res.exit_code == 0, res.output
+    for name in ("prometheus-text", "openmetrics", "prometheus-api-json", "registry-gc", "harbor-gc", "kernel-oom",
+                 "kubelet-log", "containerd-log", "kubectl-events", "kubectl-events-json"):
+        assert name in res.output
+    assert "[/jobservice/job/impl/gc/garbage_collection.go:480]" in res.output  # brackets print as written

@@ -100,14 +100,17 @@ def query(
 @app.command()
 def formats() -> None:
     """List every input format and wrapper the workbench understands, with an example line."""
+    from rich.markup import escape
+
     from .ingest.catalog import FORMATS
     from .ingest.wrappers import WRAPPERS
 
     for f in FORMATS:
         if f.name == "empty":
             continue
-        out.print(f"[bold]{f.name}[/bold] ({f.family} → {', '.join(f.tables)}): {f.description}", highlight=False)
-        out.print(f"    {f.example}", highlight=False, soft_wrap=True)
+        out.print(f"[bold]{f.name}[/bold] ({f.family} → {', '.join(f.tables)}): {escape(f.description)}",
+                  highlight=False)
+        out.print(f"    {f.example}", highlight=False, soft_wrap=True, markup=False)
     out.print("\n[bold]wrappers[/bold] (removed first, stackable; plain, .gz and .zst files):")
     for w in WRAPPERS:
         out.print(f"[bold]{w.name}[/bold]: {w.description}", highlight=False)

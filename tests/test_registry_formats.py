@@ -45,3 +45,17 @@ def test_parquet_layout_is_utc_microseconds_and_sorted(tmp_path, fixtures):
         ts = t.column("ts").to_pylist()
         assert ts == sorted(ts)
         assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_identical_scrapes_with_different_times_in_their_names_both_count(tmp_path, fixtures):
+    body = (fixtures / "prometheus" / "metrics-20261128T125850Z.prom").read_bytes()
+    a = tmp_path / "metrics-reg1-20261128T130000Z.prom"
+    b = tmp_path / "metrics-reg1-20261128T130015Z.prom"
+    a.write_bytes(body)
+    b.write_bytes(body)
+    d = ingest(tmp_path / "case", [a, b]).to_dict()
+    assert [f["status"] for f in d["files"]] == ["ingested", "ingested"]
+    again = ingest(tmp_path / "case", [b]).to_dict()
+    assert again["files"][0]["status"] == "already ingested"
+    con = Case(tmp_path / "case").connect()
+    assert con.sql("SELECT count(DISTINCT ts) FROM metric_samples").fetchall()[0][0] == 2

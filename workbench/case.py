@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS manifest (
     file_id VARCHAR PRIMARY KEY,
     source_file VARCHAR NOT NULL,
     size BIGINT NOT NULL,
-    sha256 VARCHAR NOT NULL UNIQUE,
+    sha256 VARCHAR NOT NULL,
+    content_key VARCHAR NOT NULL UNIQUE,
     format VARCHAR NOT NULL,
     wrappers VARCHAR,
     compression VARCHAR,
@@ -240,10 +241,11 @@ class CaseWriter:
                 if str(p.relative_to(self.case.path)) not in known:
                     p.unlink()
 
-    def known_sha(self, sha256: str) -> dict | None:
+    def known_content(self, content_key: str) -> dict | None:
         con = _connect_file(self.case.db_path, read_only=True)
         try:
-            row = con.execute("SELECT source_file, ingested_at FROM manifest WHERE sha256 = ?", [sha256]).fetchall()
+            row = con.execute("SELECT source_file, ingested_at FROM manifest WHERE content_key = ?",
+                              [content_key]).fetchall()
             row = row[0] if row else None
         finally:
             con.close()
@@ -269,12 +271,13 @@ class CaseWriter:
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute(
-                "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     file_id,
                     manifest_row["source_file"],
                     manifest_row["size"],
                     manifest_row["sha256"],
+                    manifest_row["content_key"],
                     manifest_row["format"],
                     manifest_row.get("wrappers"),
                     manifest_row.get("compression"),

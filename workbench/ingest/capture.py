@@ -77,6 +77,12 @@ def parse_stamp(text: str, tz: str) -> dt.datetime | None:
     return None
 
 
+def name_stamp(name: str) -> str | None:
+    """The time stamp written in a file name (as written), if any."""
+    m = _FILENAME_STAMP.search(name) or _FILENAME_EPOCH.search(name)
+    return m.group(0) if m else None
+
+
 def file_time(ctx: Context) -> tuple[dt.datetime, str]:
     """Time for a capture with no timestamp lines: file-name stamp, --at, or mtime; and which it was."""
     name = Path(ctx.source_file).name

@@ -157,7 +157,7 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
     except OSError as exc:
         fs.status, fs.error = "error", f"{path}: cannot read ({exc.strerror}); check the path and permissions"
         return fs
-    prior = writer.known_sha(fs.sha256)
+    prior = writer.known_content(content_key(path, fs.sha256))
     if prior:
         fs.status = "already ingested"
         fs.notes.append(f"same content as {prior['source_file']}, ingested {prior['ingested_at']:%Y-%m-%d %H:%M:%S} UTC; nothing added")
@@ -223,7 +223,8 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
         file_id,
         staged,
         {
-            "source_file": str(path), "size": fs.size, "sha256": fs.sha256, "format": fs.format,
+            "source_file": str(path), "size": fs.size, "sha256": fs.sha256,
+            "content_key": content_key(path, fs.sha256), "format": fs.format,
             "wrappers": ",".join(fs.wrappers) or None, "compression": fs.compression, "lines": fs.lines,
             "rows": sum(fs.rows.values()), "rejects": fs.rejects, "skipped": sum(fs.skipped.values()),
             "summary": fs.to_dict(),
@@ -231,6 +232,18 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
     )
     con.close()
     return fs
+
+
+def content_key(path: Path, sha256: str) -> str:
+    """What makes a file "the same file again": its bytes, plus the time stamp in its name when it has one.
+
+    Scrapes and snapshots often carry their time only in the file name; two of them with identical bodies
+    (nothing changed between scrapes) are still two observations.
+    """
+    from .capture import name_stamp
+
+    stamp = name_stamp(path.name)
+    return f"{sha256}@{stamp}" if stamp else sha256
 
 
 def list_blocks(reader: LineReader):

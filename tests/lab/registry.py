@@ -411,6 +411,10 @@ http {{
             shutil.rmtree(dest)
         self.skopeo(client, ["copy", "--src-tls-verify=false", f"docker://127.0.0.1:{tap.port}/{repo_tag}",
                              f"dir:{dest}"])
+        pulled = sum(f.stat().st_size for f in dest.iterdir() if f.is_file())
+        self.timeline.setdefault("pulls", []).append({"client": client, "instance": instance, "ref": repo_tag,
+                                                      "bytes_on_disk": pulled})
+        shutil.rmtree(dest)  # only the traffic matters; keep the lab's footprint small
 
     def inspect(self, client: str, instance: str, repo_tag: str) -> dict:
         tap = self.tap(client, instance)

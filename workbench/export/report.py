@@ -32,6 +32,8 @@ from .redact import Redactor
 NOTEBOOK_NAME = re.compile(r"^\d\d-[A-Za-z0-9_.-]+\.ipynb$")
 KERNEL = "workbench"
 MARKER = ".workbench-appendix"
+#: Altair's HTML output names its div with a random uuid; the cleaned notebook numbers them instead.
+RANDOM_DIV = re.compile(r"altair-viz-[0-9a-f]{32}")
 #: Parameters the report sets itself; users set the window with --start/--end, not -p.
 REPORT_SET = ("case_path", "appendix_dir")
 
@@ -93,7 +95,7 @@ def coerce(name: str, value: Any, default: Any, where: str) -> Any:
     except (ValueError, SyntaxError):
         pass
     raise ParameterError(f"-p {name}={value}: {where} declares {name} = {default!r}, so the value must be "
-                         f"a {want.__name__}")
+                         f"of type {want.__name__}")
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
@@ -173,8 +175,18 @@ def clean_notebook(nb) -> Any:
         md["papermill"] = {"parameters": pm["parameters"]}
     md.get("language_info", {}).pop("version", None)
     md.pop("widgets", None)
+    ids: dict[str, str] = {}
+
+    def stable(m: re.Match) -> str:
+        return ids.setdefault(m.group(0), f"altair-viz-{len(ids) + 1}")
+
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:03d}"
+        for out in cell.get("outputs", []):
+            for mime, value in out.get("data", {}).items():
+                if mime == "text/html":
+                    text = "".join(value) if isinstance(value, list) else value
+                    out["data"][mime] = RANDOM_DIV.sub(stable, text)
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("ExecuteTime", None)
@@ -196,7 +208,14 @@ def _failure(exc: Exception, nb_path: Path, kept: Path) -> ReportError:
     idx = getattr(exc, "cell_index", None)
     count = getattr(exc, "exec_count", None)
     what = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"
-    cell = f"cell {idx} (In [{count}]: {first})" if idx is not None else "before any cell ran"
+    # papermill counts its injected-parameters cell (right after the parameters cell); name the cell as the
+    # analyst sees it in the committed notebook, counting from 1.
+    if idx is None:
+        cell = "before any cell ran"
+    elif idx == 1:
+        cell = f"the injected parameters cell ({first})"
+    else:
+        cell = f"cell {idx if idx >= 2 else 1} (In [{count}]: {first})"
     return ReportError(f"{nb_path.name}: {cell} failed with {what}; the executed notebook is kept at {kept}")
 
 
@@ -252,6 +271,7 @@ def run_report(
     params: dict[str, Any] | None = None,
     notebooks_dir: str | Path | None = None,
     notebooks: list[Path] | None = None,
+    defaults: dict[str, Any] | None = None,
     ip_key: str | None = None,
     progress: Progress | None = None,
 ) -> Path:
@@ -274,7 +294,7 @@ def run_report(
                 raise ParameterError(f"give the {name} once: --{name} or -p {name}=…, not both")
             values[name] = iso_param(v, name, tz)
     nbs = notebooks or discover(notebooks_dir)
-    todo = plan(case, nbs, values, {"incident_id": incident_id_default(case)})
+    todo = plan(case, nbs, values, {"incident_id": incident_id_default(case), **(defaults or {})})
     values.setdefault("incident_id", incident_id_default(case))
     redactor = Redactor.from_key(ip_key)
     kernel = kernel_name(say)

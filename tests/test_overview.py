@@ -7,7 +7,7 @@ from workbench.analysis import overview
 from workbench.errors import ParameterError
 from workbench.synth import Scenario, generate
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def con(tmp_path_factory):
 def test_ledger_accounts_for_every_line(con):
     led = overview.ingest_ledger(con)
     assert led["file"].to_list() == sorted(led["file"].to_list())
-    by = {f.rsplit("/", 1)[1]: r for f, r in zip(led["file"], led.iter_rows(named=True))}
+    by = {f.rsplit("/", 1)[1]: r for f, r in zip(led["file"], led.iter_rows(named=True), strict=True)}
     assert by["registry.json.log"]["lines"] == 3000 and by["registry.json.log"]["rows"] == 3000
     assert by["broken.json.log"]["lines"] == 10 and by["broken.json.log"]["rejects"] == 2
     assert led["balanced"].all()

@@ -2,12 +2,11 @@ import json
 
 import polars as pl
 import pytest
+from conftest import FIXTURES
 from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.export.redact import KEY_ENV, MARK, Redactor
-
-from conftest import FIXTURES
 
 CORPUS = json.loads((FIXTURES / "secrets" / "corpus.json").read_text())
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import nbformat
 import polars as pl
 import pytest
+from conftest import FIXTURES
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from conftest import FIXTURES
 from workbench import ingest
 from workbench.errors import ParameterError, ReportError
 from workbench.export.report import default_notebooks_dir, discover, parse_assignments, run_report

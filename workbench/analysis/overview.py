@@ -16,7 +16,7 @@ import polars as pl
 from .. import schema
 from ..errors import ParameterError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def locate_case(case_path: str | os.PathLike) -> Path:

@@ -154,7 +154,7 @@ def html_table(df: pl.DataFrame, rows: int = HTML_ROWS) -> str:
     body = []
     for r in df.head(rows).iter_rows():
         body.append("<tr>" + "".join(f'<td class="num">{_e(_cell(v))}</td>' if n else f"<td>{_e(_cell(v))}</td>"
-                                     for v, n in zip(r, num)) + "</tr>")
+                                     for v, n in zip(r, num, strict=True)) + "</tr>")
     more = f'<p class="none">{df.height - rows} more rows in the CSV.</p>' if df.height > rows else ""
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
 

@@ -19,11 +19,11 @@ import datetime as dt
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..case import Case
 from ..errors import ParameterError, ReportError, WorkbenchError
@@ -119,8 +119,8 @@ def iso_param(value: str | dt.datetime | None, name: str, tz: str = "UTC") -> st
     t = value if isinstance(value, dt.datetime) else parse_time(value, name, tz)
     assert t is not None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..case import Case
@@ -32,7 +33,7 @@ def week_bounds(week: str, tz: str = "UTC") -> tuple[dt.datetime, dt.datetime]:
         raise ParameterError(f"--week {week!r}: {m.group(1)} has no week {m.group(2)}") from None
     start = dt.datetime.combine(monday, dt.time(), ZoneInfo(tz))
     end = dt.datetime.combine(monday + dt.timedelta(days=7), dt.time(), ZoneInfo(tz))
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
 def weekly_notebooks(notebooks_dir: str | Path | None = None) -> list[Path]:

@@ -143,13 +143,57 @@ def sync(
 
 @app.command()
 def demo(
-    out_dir: Path = typer.Option(Path("cases/demo"), "--out", help="Where to put the demo case"),
+    out_dir: Path = typer.Option(Path("cases/demo"), "--out", help="Where to put the demo (raw/, case/, report/)"),
     seed: int = typer.Option(7, "--seed", help="Generator seed"),
 ) -> None:
-    """Make a realistic incident, ingest it, analyse it, and print where the results are."""
+    """Make a realistic incident, ingest it, run every notebook, and print the path of the appendix."""
     from .demo import run_demo
 
-    path = run_demo(out_dir, seed=seed, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+    path = run_demo(out_dir, seed=seed, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False))
+    print(path)
+
+
+PARAM_HELP = "Notebook parameter NAME=VALUE (repeatable); checked against the notebooks' parameters cells"
+IP_KEY_HELP = ("Key for consistent IP pseudonymisation in the exported appendix (HMAC); "
+               "default: the WORKBENCH_IP_KEY environment variable; none leaves IPs as they are")
+
+
+@app.command()
+def report(
+    case: Path = typer.Argument(..., help="Case folder"),
+    start: Optional[str] = typer.Option(None, "--start", help="Window start, ISO 8601 (default: first evidence)"),
+    end: Optional[str] = typer.Option(None, "--end", help="Window end, ISO 8601 (default: last evidence)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Appendix folder (default: CASE/report)"),
+    param: List[str] = typer.Option([], "-p", "--parameter", help=PARAM_HELP),
+    notebooks: Optional[Path] = typer.Option(None, "--notebooks", help="Folder of NN-name.ipynb notebooks"),
+    ip_key: Optional[str] = typer.Option(None, "--ip-key", help=IP_KEY_HELP),
+) -> None:
+    """Run the notebooks over a case with papermill and export the post-mortem appendix; prints its index.html."""
+    from .export.report import parse_assignments, run_report
+
+    path = run_report(case, start=start, end=end, out=out_dir, params=parse_assignments(param),
+                      notebooks_dir=notebooks, ip_key=ip_key,
+                      progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False))
+    print(path)
+
+
+@app.command()
+def weekly(
+    case: Path = typer.Argument(..., help="Case folder (weeks accumulate in it)"),
+    week: str = typer.Option(..., "--week", help="ISO week to review, YYYY-Www (e.g. 2026-W48)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Reports folder (default: CASE/reports)"),
+    inputs: List[str] = typer.Option([], "--inputs", help="Evidence to append first (files, folders, globs)"),
+    param: List[str] = typer.Option([], "-p", "--parameter", help=PARAM_HELP),
+    notebooks: Optional[Path] = typer.Option(None, "--notebooks", help="Folder of NN-name.ipynb notebooks"),
+    ip_key: Optional[str] = typer.Option(None, "--ip-key", help=IP_KEY_HELP),
+) -> None:
+    """The Monday review: append the week's evidence, write reports/<week>/ and keep earlier weeks' reports."""
+    from .export.report import parse_assignments
+    from .export.weekly import run_weekly
+
+    path = run_weekly(case, week, out=out_dir, inputs=inputs, params=parse_assignments(param),
+                      notebooks_dir=notebooks, ip_key=ip_key,
+                      progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False))
     print(path)
 
 

@@ -8,11 +8,13 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution
+    from . import distribution, haproxy, nginx
     from .base import Empty
 
     return [
         *distribution.FORMATS,
+        *nginx.FORMATS,
+        *haproxy.FORMATS,
         Empty(),
     ]
 

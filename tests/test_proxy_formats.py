@@ -1,10 +1,15 @@
 """nginx and HAProxy access logs, captured from the real programs on loopback (see data/fixtures/proxy/capture)."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from workbench import Case, ingest
+
+FIXTURES = Path(__file__).resolve().parent.parent / "data" / "fixtures"
 
 UTC = dt.UTC
 
@@ -138,3 +143,32 @@ def test_format_detection_keeps_proxy_and_registry_apart(tmp_path, fixtures):
     assert formats["distribution-json.log"] == "registry-json"
     assert formats["nginx-json.log"] == "nginx-json" and formats["haproxy-udp-rfc5424.log"] == "haproxy-http"
     assert summary["totals"]["balanced"]
+
+
+# Any text, and mutations of real lines, yield rows + rejects + skips that add up; a parser never raises.
+_REAL = [ln for name in ("nginx-timed.log", "nginx-json.log", "haproxy-udp-rfc3164.log")
+         for ln in (FIXTURES / "proxy" / name).read_text(errors="replace").splitlines()[:6]]
+
+
+@pytest.mark.parametrize("fmt_name", ["nginx-combined", "nginx-json", "haproxy-http"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(st.text(max_size=200), st.sampled_from(_REAL),
+                                st.builds(lambda s, i: s[:i], st.sampled_from(_REAL), st.integers(0, 300))),
+                      max_size=12))
+def test_proxy_parsers_account_for_every_line(fmt_name, lines):
+    import pyarrow as pa
+
+    from workbench.case import new_connection
+    from workbench.ingest import derive
+    from workbench.ingest.base import Context
+    from workbench.ingest.catalog import get_format
+    from workbench.ingest.wrappers import as_block
+
+    lines = [ln.replace("\n", " ").replace("\r", " ") for ln in lines]
+    con = new_connection()
+    derive.install(con)
+    block = as_block(pa.table({"line_no": pa.array(range(1, len(lines) + 1), pa.int64()),
+                               "text": pa.array(lines, pa.string())}))
+    res = get_format(fmt_name).parse(Context(con=con, source_file="x"), block, True)
+    assert res.used_lines + res.n_rejects + sum(res.skipped.values()) + res.held_back == len(lines)
+    assert sum(t.num_rows for t in res.tables.values()) == res.used_lines

@@ -93,3 +93,22 @@ class Empty(Format):
 
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
         return ParseResult(rejects=empty_rejects(), skipped={"blank": block.num_rows} if block.num_rows else {})
+
+
+def classified_result(con: duckdb.DuckDBPyConnection, relation: str, reasons: dict[str, str],
+                      tables: dict[str, pa.Table]) -> ParseResult:
+    """The result of a parse that classified each line of `relation` in a `cls` column: lines whose class is
+    a key of `reasons` are rejects with that reason, class `blank` is a counted skip, and every row of
+    `tables` used one line."""
+    case = " ".join(f"WHEN '{k}' THEN '{v.replace(chr(39), chr(39) * 2)}'" for k, v in reasons.items())
+    keys = ", ".join(f"'{k}'" for k in reasons)
+    rejects = rejects_from(
+        con, f"SELECT line_no, CASE cls {case} END AS reason, text FROM {relation} WHERE cls IN ({keys}) ORDER BY line_no"
+    )
+    blank = con.execute(f"SELECT count(*) FROM {relation} WHERE cls = 'blank'").fetchall()[0][0]
+    return ParseResult(
+        tables=tables,
+        rejects=rejects if rejects.num_rows else empty_rejects(),
+        skipped={"blank": blank} if blank else {},
+        used_lines=sum(t.num_rows for t in tables.values()),
+    )

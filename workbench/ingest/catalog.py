@@ -8,13 +8,15 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution, gc, kernel, kubernetes, netstat, prometheus, redis, sysstat, tls
+    from . import distribution, gc, haproxy, kernel, kubernetes, netstat, nginx, prometheus, redis, sysstat, tls
     from .base import Empty
 
     return [
         *gc.FORMATS,  # before the registry logs: a file of upload-purge lines alone is GC evidence
         *kubernetes.FORMATS,  # before the registry logs: containerd writes logrus lines too
         *distribution.FORMATS,
+        *nginx.FORMATS,
+        *haproxy.FORMATS,
         *prometheus.FORMATS,
         *kernel.FORMATS,
         *sysstat.FORMATS,

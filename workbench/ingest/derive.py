@@ -171,7 +171,7 @@ def finish_requests(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) 
                 nullif_dash(upstream_status) AS upstream_status,
                 ? AS source_file, line_no
             FROM m LEFT JOIN _ua_lookup u ON m.user_agent IS NOT DISTINCT FROM u.user_agent
-            ORDER BY line_no
+            ORDER BY ts, line_no
             """,
             params=[source_file],
         ).to_arrow_table()

@@ -105,7 +105,7 @@ class _RegistryLog(Format):
                             WHEN a.time <> '' THEN 'access'
                             ELSE 'bad' END AS cls,
                        a AS acc
-                FROM (SELECT *, {combined_sql('text')} AS a FROM _kv) k
+                FROM (SELECT *, CASE WHEN NOT ok THEN {combined_sql('text')} END AS a FROM _kv) k
                 """,
                 {"tz": ctx.tz},
             )

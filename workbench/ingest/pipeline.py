@@ -27,6 +27,7 @@ from .source import LineReader, clip_raw, compression_of, sha256_of
 from .wrappers import WRAPPERS, Wrapper, as_block
 
 ON_BAD_LINE = ("quarantine", "raise")
+INGEST_MEMORY = "256MB"  # DuckDB memory for one file's parse
 
 
 @dataclass
@@ -163,6 +164,8 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
         fs.notes.append(f"same content as {prior['source_file']}, ingested {prior['ingested_at']:%Y-%m-%d %H:%M:%S} UTC; nothing added")
         return fs
     con = new_connection()
+    # bounded memory whatever the input size: a block's temp tables spill to disk past this
+    con.execute(f"SET memory_limit='{INGEST_MEMORY}'")
     derive.install(con)
     mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
     ctx = Context(con=con, source_file=str(path), tz=tz, instance=instance, at=at, file_mtime=mtime, options=options)
@@ -306,16 +309,31 @@ def _stage_table(writer: CaseWriter, file_id: str, table: str, data: pa.Table, s
         _write(path, data)
         staged.append(Staged(table, rel, data.num_rows))
         return part + 1
-    dates = pc.strftime(data.column("ts"), format="%Y-%m-%d")
-    data = data.append_column("_date", dates).sort_by([("_date", "ascending"), ("ts", "ascending"),
-                                                        ("line_no", "ascending")])
-    for d in pc.unique(data.column("_date")).to_pylist():
-        sub = data.filter(pc.equal(data.column("_date"), d)).drop_columns(["_date"])
-        path, rel = writer.stage_path(file_id, table, d, part)
+    if not _sorted_by_ts(data):
+        data = data.sort_by([("ts", "ascending"), ("line_no", "ascending")])
+    # sorted by ts, so each date is one contiguous run of rows
+    days = pc.cast(data.column("ts"), pa.date32()).combine_chunks()
+    bounds = pc.run_end_encode(days)
+    start = 0
+    for end, day in zip(bounds.run_ends.to_pylist(), bounds.values.to_pylist(), strict=True):
+        sub = data.slice(start, end - start)
+        path, rel = writer.stage_path(file_id, table, day.isoformat(), part)
         _write(path, sub)
         staged.append(Staged(table, rel, sub.num_rows))
         part += 1
+        start = end
     return part
+
+
+def _sorted_by_ts(data: pa.Table) -> bool:
+    """True when rows are already in (ts, line_no) order (DuckDB sorted them), so no second sort is needed."""
+    n = data.num_rows
+    if n < 2:
+        return True
+    ts, ln = data.column("ts"), data.column("line_no")
+    a, b = ts.slice(0, n - 1), ts.slice(1)
+    ok = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), pc.less_equal(ln.slice(0, n - 1), ln.slice(1))))
+    return bool(pc.all(ok).as_py())
 
 
 def _write(path: Path, data: pa.Table) -> None:

@@ -1,8 +1,9 @@
+from pathlib import Path
 import json
 
 import polars as pl
 import pytest
-from conftest import FIXTURES
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 from hypothesis import given
 from hypothesis import strategies as st
 

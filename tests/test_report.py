@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import polars as pl
 import pytest
-from conftest import FIXTURES
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from workbench import ingest

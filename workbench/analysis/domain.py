@@ -91,7 +91,7 @@ def _rates(req, incident: Window, p: DomainParams):
     g = t.group_by(["phase", "proxy"]).aggregate(
         n=t.count(), e5xx=(t.status >= 500).cast("int64").sum(), e502=(t.status == 502).cast("int64").sum(),
         e504=(t.status == 504).cast("int64").sum(),
-        storage_s=t.storage_duration_s.sum(),
+        p99=t.duration_s.quantile(0.99), storage_s=t.storage_duration_s.sum(),
         storage_req_s=ibis.cases((t.storage_duration_s.notnull(), t.duration_s), else_=0.0).sum(),
         minutes=t.ts.truncate("m").nunique())
     return frame(g)
@@ -184,9 +184,15 @@ def failure_domain(con: ibis.BaseBackend, p: DomainParams) -> Verdict:
         if p502 / span_min > max(3 * b502, 0.5):
             led.add("registry_process", "proxy 502s (upstream refused or reset)", p502, b502 * span_min, 1,
                     "a registry restart gives 502s")
-            if has_registry and gap == 0 and reg5xx == 0 and not ("events" in tables):
-                led.add("proxy_tls", "proxy 502s while the registry answered normally", p502, b502 * span_min, 1,
-                        "the registry logged no gap and no 5xx")
+            if has_registry and gap >= 2:
+                led.add("registry_process", "proxy 502s while the registry logged nothing", p502, b502 * span_min, 1,
+                        f"{gap} of {pmin} proxy minutes with no registry line: the process was down")
+        reg_p99 = get("incident", False, "p99") / max(get("baseline", False, "p99"), 1e-9)
+        if (p502 + p504) / span_min > max(3 * (b502 + b504), 0.5) and has_registry and gap == 0 and reg5xx == 0 \
+                and reg_p99 < 2:
+            led.add("proxy_tls", "proxy errors while the registry answered normally", p502 + p504,
+                    (b502 + b504) * span_min, 2,
+                    f"registry: no gap, no 5xx, p99 ×{reg_p99:.2f} of its baseline; the proxy or its network failed")
 
     # storage time share (never alone a verdict under a client flood)
     inc_share = get("incident", False, "storage_s") / max(get("incident", False, "storage_req_s"), 1e-9)

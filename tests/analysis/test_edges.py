@@ -159,3 +159,24 @@ def test_backend_share_flags_bottleneck(tmp_path):
     f = latency.backend_share(con.table("requests"), latency.LatencyParams(window=W)).frame
     assert f.row(0, named=True)["storage_share"] == pytest.approx(0.9) and f["backend_bottleneck"][0]
     assert pl.Series(f["upstream_share"]).is_null().all()
+
+
+def test_lock_tables(tmp_path):
+    from workbench.analysis import locks
+
+    waits = [{"ts": T + dt.timedelta(seconds=s), "event": ev, "pid": pid, "wait_ms": w, "relation": "manifests",
+              "lock_mode": "ShareLock", "fingerprint": "UPDATE manifests SET … WHERE id = $1"}
+             for s, ev, pid, w in ((1, "waiting", 10, 1000.0), (3, "acquired", 10, 3000.0), (5, "waiting", 11, 1000.0),
+                                   (9, "deadlock", 12, None))]
+    snaps = [{"ts": T + dt.timedelta(seconds=2), "pid": p, "blocking_pids": b, "query": q, "state": "active"}
+             for p, b, q in ((10, [7], "UPDATE manifests"), (11, [7], "UPDATE manifests"), (12, [10], "DELETE"),
+                             (7, [], "VACUUM FULL manifests"))]
+    con = connect(make_case(tmp_path / "case", {"db_lock_waits": waits, "db_lock_snapshots": snaps}))
+    s = locks.lock_summary(con, W)
+    assert s.select("event", "records", "pids").rows()[0] == ("waiting", 2, 2)
+    assert s.filter(pl.col("event") == "acquired")["max_wait_ms"][0] == 3000.0
+    b = locks.blockers(con, W)
+    assert b.select("blocker", "waiters", "query").rows() == [(7, 2, "VACUUM FULL manifests"), (10, 1, "UPDATE manifests")]
+    st = locks.slow_statements(con, W)
+    assert st.row(0, named=True)["total_ms"] == 5000.0 and st["events"][0] == "acquired,deadlock,waiting"
+    assert locks.lock_waits_per_bucket(con, W)["records"].sum() == 4

@@ -92,8 +92,7 @@ def _rates(req, incident: Window, p: DomainParams):
         n=t.count(), e5xx=(t.status >= 500).cast("int64").sum(), e502=(t.status == 502).cast("int64").sum(),
         e504=(t.status == 504).cast("int64").sum(),
         p99=t.duration_s.quantile(0.99), storage_s=t.storage_duration_s.sum(),
-        storage_req_s=ibis.cases((t.storage_duration_s.notnull(), t.duration_s), else_=0.0).sum(),
-        minutes=t.ts.truncate("m").nunique())
+        storage_req_s=ibis.cases((t.storage_duration_s.notnull(), t.duration_s), else_=0.0).sum())
     return frame(g)
 
 

@@ -99,16 +99,19 @@ def case_window(con: ibis.BaseBackend, start: str = "", end: str = "", table: st
 
 
 def bucket(ts: ir.TimestampValue, every: str) -> ir.TimestampValue:
-    """Start of ts's bucket ('1m', '5m', '1h', '1d'), typed UTC. One unit truncates; more use a time bucket."""
-    units = {"s": "s", "m": "m", "h": "h", "d": "D"}
-    n, unit = int(every[:-1] or 1), every[-1]
-    if unit not in units or n < 1:
+    """Start of ts's bucket ('1m', '5m', '1h', '1d'), counted from the epoch in UTC, typed UTC.
+
+    A time bucket rather than a calendar truncation: in UTC they agree, and DuckDB truncates a TIMESTAMPTZ
+    through its calendar library, three times slower over a million rows.
+    """
+    names = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        n, unit = int(every[:-1] or 1), every[-1]
+    except ValueError:
+        n, unit = 0, ""
+    if unit not in names or n < 1:
         raise ParameterError(f"bucket {every!r}: write it like 1m, 5m, 1h or 1d")
-    if n == 1:
-        b = ts.truncate(units[unit])
-    else:
-        b = ts.bucket(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
-    return b.cast(ibis.dtype("timestamp('UTC')"))
+    return ts.bucket(**{names[unit]: n}).cast(ibis.dtype("timestamp('UTC')"))
 
 
 def bucket_seconds(every: str) -> int:

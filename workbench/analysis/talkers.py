@@ -53,9 +53,9 @@ def top_talkers(t: ir.Table, p: TalkerParams, dimension: str) -> ir.Table:
     g = t.group_by("value").aggregate(requests=t.count(), bytes=t.nbytes.sum(), errors=t.err.sum(),
                                       client_errors=t.cerr.sum(), slow=t.is_slow.sum(),
                                       duration_s=t.duration_s.sum())
-    tot = g.aggregate(all_requests=g.requests.sum(), all_slow=g.slow.sum(), all_bytes=g.bytes.sum(),
-                      all_duration_s=g.duration_s.sum())
-    g = g.cross_join(tot)
+    whole = ibis.window()
+    g = g.mutate(all_requests=g.requests.sum().over(whole), all_slow=g.slow.sum().over(whole),
+                 all_bytes=g.bytes.sum().over(whole), all_duration_s=g.duration_s.sum().over(whole))
     g = g.mutate(
         dimension=ibis.literal(dimension),
         request_share=g.requests / g.all_requests,

@@ -28,6 +28,10 @@ def monday_of_week(week: str) -> dt.date:
         raise ParameterError(f"week {week!r}: write it like 2026-W48") from None
 
 
+def monday_on_or_before(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
 def latest_monday(t: ir.Table) -> dt.date | None:
     """The last Monday that has requests."""
     d = t.filter(t.ts.day_of_week.index() == 0).aggregate(d=t.date.max()).to_pyarrow().to_pylist()[0]["d"]

@@ -114,6 +114,16 @@ def bucket(ts: ir.TimestampValue, every: str) -> ir.TimestampValue:
     return ts.bucket(**{names[unit]: n}).cast(ibis.dtype("timestamp('UTC')"))
 
 
+def days(window: Window) -> list[Window]:
+    """The window cut at UTC midnights: one piece per date partition it touches."""
+    out, s = [], window.start
+    while s < window.end:
+        midnight = dt.datetime.combine(s.date() + dt.timedelta(days=1), dt.time(), UTC)
+        out.append(Window(s, min(midnight, window.end)))
+        s = midnight
+    return out
+
+
 def bucket_seconds(every: str) -> int:
     return int(every[:-1] or 1) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[every[-1]]
 

@@ -155,7 +155,7 @@ def run_queries(path: Path, repeat: int, memory_limit: str, threads: int) -> dic
     t_sql, (pt_s, tops_s) = best(sql_set)
     pt_s = pt_s.with_columns(pl.col("bucket").dt.cast_time_unit("us").dt.convert_time_zone("UTC"))
     same = (pt_i.select(pt_s.columns).equals(pt_s)
-            and all(a.select(b.columns).equals(b) for a, b in zip(tops_i, tops_s)))
+            and all(a.select(b.columns).equals(b) for a, b in zip(tops_i, tops_s, strict=True)))
     return {"rows": int(req.count().to_pyarrow().as_py()), "ibis_s": t_ibis, "sql_s": t_sql,
             "ratio": t_ibis / t_sql, "identical": bool(same), "minutes": pt_i["bucket"].n_unique(),
             "peak_rss_mib": _peak_rss_mib(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)
 INC = (25, 35)
 KINDS = ("quiet", "restart", "stall", "throttle", "locks", "flood", "proxy")
 EXPECTED = {"quiet": "inconclusive", "restart": "registry_process", "stall": "registry_process",

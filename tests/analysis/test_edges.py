@@ -15,7 +15,7 @@ from workbench.errors import ParameterError, WorkbenchError
 
 from .cases import make_case
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # a Monday
 W = Window(T, T + dt.timedelta(hours=1))
 
@@ -52,6 +52,10 @@ def test_every_analysis_on_an_empty_case(empty):
     assert correlation.metric_shifts(empty, W).is_empty()
     assert timeline.timeline(empty, timeline.TimelineParams(window=W)).is_empty()
     assert weekly.latest_monday(r) is None
+    from workbench.analysis import locks
+
+    assert locks.lock_summary(empty, W).is_empty() and locks.blockers(empty, W).is_empty()
+    assert locks.slow_statements(empty, W).is_empty() and locks.lock_waits_per_bucket(empty, W).is_empty()
     v = domain.failure_domain(empty, domain.DomainParams(window=W))
     assert v.verdict == "inconclusive" and v.tables == ()
 

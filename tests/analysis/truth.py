@@ -15,7 +15,7 @@ from pathlib import Path
 
 def _t(s: str) -> dt.datetime:
     v = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+    return v if v.tzinfo else v.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -264,13 +264,7 @@ def anomalous_windows(t: ir.Table, p: AnomalyParams) -> pl.DataFrame:
     return runs.with_columns(kind=kind).select(empty.columns).sort("start")
 
 
-def exactness(*results: Result) -> str:
-    """'exact' when every result's quantiles are exact, else 'approximate'."""
-    kinds = {r.quantiles for r in results} - {"none"}
-    return "approximate" if "approximate" in kinds else "exact"
-
-
 __all__ = ["LatencyParams", "AnomalyParams", "Result", "PERCENTILES", "percentiles", "percentile_table",
            "histogram", "histogram_chart", "ecdf_chart", "percentile_chart", "manifest_slo", "manifest_slo_summary",
-           "push_throughput", "error_rates", "error_rate_chart", "backend_share", "anomalous_windows", "exactness"]
+           "push_throughput", "error_rates", "error_rate_chart", "backend_share", "anomalous_windows"]
 

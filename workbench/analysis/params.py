@@ -16,7 +16,7 @@ import polars as pl
 
 from ..errors import ParameterError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 Quantiles = Literal["exact", "approximate", "none"]
 
 
@@ -53,10 +53,6 @@ class Window:
     @property
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
-
-    def shifted(self, seconds: float) -> "Window":
-        d = dt.timedelta(seconds=seconds)
-        return Window(self.start + d, self.end + d)
 
 
 @dataclass(frozen=True)

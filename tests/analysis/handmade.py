@@ -28,6 +28,7 @@ def incident(kind: str, per_min: int = 30, seed: int = 3) -> dict[str, list[dict
     locks: list[dict] = []
     logs: list[dict] = []
     metrics: list[dict] = []
+    storage_s = [0.0, 0.0]  # running _sum and _count of the storage-action histogram
     for m in range(60):
         inside = INC[0] <= m < INC[1]
         n = per_min * (3 if kind == "flood" and inside else 1)
@@ -61,9 +62,14 @@ def incident(kind: str, per_min: int = 30, seed: int = 3) -> dict[str, list[dict
                 req.append({**common, "layer": "registry", "status": 200, "duration_s": dur,
                             "storage_duration_s": storage, "bytes_out": 1500})
         if not (kind == "stall" and 28 <= m < 32) and not (kind == "restart" and 28 <= m < 31):
-            for s in range(4):
-                metrics.append({"ts": _at(m + s / 4), "metric": "registry_storage_action_seconds_count",
-                                "value": float(m * 100 + s), "instance": "registry:5001", "job": "registry"})
+            for s in range(4):  # a storage-action histogram scraped every 15 s: 100 actions a minute
+                slow = 6.0 if inside and kind in ("throttle", "flood") else 1.0
+                storage_s[0] += 25 * 0.01 * slow
+                storage_s[1] += 25
+                for name, v in (("_sum", storage_s[0]), ("_count", storage_s[1])):
+                    metrics.append({"ts": _at(m + s / 4), "metric": "registry_storage_action_seconds" + name,
+                                    "value": v, "instance": "registry:5001", "job": "registry",
+                                    "labels": [("action", "GetContent"), ("driver", "s3aws")]})
     if kind == "restart":
         events.append({"ts": _at(28.5), "kind": "restart", "source": "kubelet", "instance": "registry-0"})
     if kind == "throttle":

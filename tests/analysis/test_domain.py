@@ -67,3 +67,16 @@ def test_generated_verdict_matches_ground_truth(scenario_case):
     con, truth, name = scenario_case
     v = _verdict(con)
     assert v.verdict == expectations(truth).verdict, (name, v.reason, v.evidence)
+
+
+def test_throttle_without_storage_errors_in_the_log(tmp_path):
+    """The S3 client retries SlowDown quietly: with no storage_error line, storage time in the requests and in
+    the registry's metrics still names the storage; the same rise under a client flood does not."""
+    tables = incident("throttle")
+    tables["log_events"] = []
+    v = _verdict(connect(make_case(tmp_path / "throttle", tables)))
+    assert v.verdict == "blob_storage", v.evidence
+    sig = v.evidence.filter(pl.col("signal") == "storage action time in the registry's metrics").row(0, named=True)
+    assert sig["incident"] == pytest.approx(0.06) and sig["baseline"] == pytest.approx(0.01) and sig["points"] == 1
+    flood = _verdict(connect(make_case(tmp_path / "flood", incident("flood"))))
+    assert flood.evidence.filter(pl.col("domain") == "blob_storage")["points"].sum() == 0

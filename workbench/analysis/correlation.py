@@ -205,6 +205,19 @@ def metric_shifts(con: ibis.BaseBackend, interval: Window, top: int = 20) -> pl.
             .with_columns(s=score).sort(["s", "metric"], descending=[True, False]).drop("s").head(top))
 
 
+def counter_mean(con: ibis.BaseBackend, window: Window, like: str = "storage") -> float | None:
+    """Mean observed value of the histograms or summaries whose name contains `like`, over a window:
+    Δ`_sum` / Δ`_count`, the deltas taken per series (max − min; a counter reset inside the window is not
+    followed) and added over series. None when nothing was counted."""
+    t = in_window(con.table("metric_samples"), window)
+    t = t.filter(t.metric.contains(like), t.metric.endswith("_sum") | t.metric.endswith("_count"), t.le.isnull())
+    t = t.mutate(series=t.metric.concat("|", t.instance.fill_null(""), "|", t.labels.cast("string").fill_null("")))
+    g = t.group_by(["metric", "series"]).aggregate(d=t.value.max() - t.value.min())
+    df = frame(g.group_by(kind=ibis.cases((g.metric.endswith("_sum"), "sum"), else_="count")).aggregate(d=g.d.sum()))
+    d = dict(df.iter_rows()) if df.height else {}
+    return d["sum"] / d["count"] if d.get("count") and d.get("sum") is not None else None
+
+
 def interval_chart(intervals: pl.DataFrame, series: pl.DataFrame, value: str = "p99") -> alt.LayerChart:
     """Latency over time with the intervals shaded."""
     line = alt.Chart(series).mark_line().encode(x=alt.X("bucket:T", title="time (UTC)"),

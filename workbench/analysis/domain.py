@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import ibis
 import polars as pl
 
+from .correlation import counter_mean
 from .latency import AnomalyParams, anomalous_windows
 from .params import Thresholds, Window, bucket, frame, has_rows, in_window
 from .talkers import DominanceParams, dominance_windows
@@ -244,6 +245,12 @@ def failure_domain(con: ibis.BaseBackend, p: DomainParams) -> Verdict:
         if expected >= 10 and m_inc < 0.2 * expected:
             led.add("registry_process", "metric scrapes missing", m_inc, expected, 1,
                     "scrapes time out while the process is stalled or down")
+        before = Window(incident.start - dt.timedelta(seconds=incident.seconds), incident.start)
+        inc_mean, base_mean = counter_mean(con, incident), counter_mean(con, before)
+        if inc_mean is not None and base_mean and inc_mean >= 3 * base_mean:
+            led.add("blob_storage", "storage action time in the registry's metrics", inc_mean, base_mean,
+                    0 if flood else 1, "not counted: a client flood raises storage latency with no storage fault"
+                    if flood else "mean storage action seconds, incident against the span before")
 
     return _decide(led, incident, tables, p)
 

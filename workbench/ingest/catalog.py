@@ -8,11 +8,13 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution
+    from . import distribution, pg_snapshots, postgres
     from .base import Empty
 
     return [
         *distribution.FORMATS,
+        *postgres.FORMATS,
+        *pg_snapshots.FORMATS,
         Empty(),
     ]
 

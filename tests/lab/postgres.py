@@ -32,6 +32,7 @@ from pathlib import Path
 
 BINDIR = Path("/usr/lib/postgresql/15/bin")
 LOG_TZ = "Europe/Berlin"
+PREFIX = "%m [%p] %q%u@%d "
 PSQL_TZ = "America/Chicago"
 STEP_TIMEOUT_S = 30.0  # every wait in the scenario is bounded by this
 
@@ -59,6 +60,7 @@ class Server:
     port: int
     proc: subprocess.Popen
     log_tz: str
+    prefix: str
 
     @property
     def pid(self) -> int:
@@ -77,7 +79,7 @@ class Server:
         return f"host=127.0.0.1 port={self.port} dbname={db} user={user}{pw} application_name={app} connect_timeout=5"
 
 
-def start(log_tz: str = LOG_TZ, max_connections: int = 14) -> Server:
+def start(log_tz: str = LOG_TZ, prefix: str = PREFIX, max_connections: int = 14) -> Server:
     """initdb in a fresh temp dir and start postgres on a free loopback port; returns once it accepts connections."""
     root = Path(tempfile.mkdtemp(prefix="wb-pglab-"))
     os.chmod(root, 0o755)
@@ -98,7 +100,7 @@ def start(log_tz: str = LOG_TZ, max_connections: int = 14) -> Server:
         "max_connections": str(max_connections), "superuser_reserved_connections": "3",
         "logging_collector": "on", "log_destination": "stderr,csvlog,jsonlog",
         "log_directory": str(root / "log"), "log_filename": "postgresql.log", "log_rotation_size": "0",
-        "log_timezone": log_tz, "log_line_prefix": "%m [%p] %q%u@%d ", "log_lock_waits": "on",
+        "log_timezone": log_tz, "log_line_prefix": prefix, "log_lock_waits": "on",
         "deadlock_timeout": "100ms", "log_min_duration_statement": "200", "log_connections": "off",
         "fsync": "off", "timezone": "UTC",
     }
@@ -106,7 +108,7 @@ def start(log_tz: str = LOG_TZ, max_connections: int = 14) -> Server:
     for k, v in settings.items():
         args += ["-c", f"{k}={v}"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **_as_user())
-    srv = Server(root, port, proc, log_tz)
+    srv = Server(root, port, proc, log_tz, prefix)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -216,7 +218,7 @@ def scenario(srv: Server, out: Path) -> dict:
     """Drive contention and failures against a started server; write snapshots into out; return the truth."""
     import psycopg
 
-    truth: dict = {"log_timezone": srv.log_tz, "psql_timezone": PSQL_TZ, "server_pid": srv.pid}
+    truth: dict = {"log_timezone": srv.log_tz, "log_line_prefix": srv.prefix, "psql_timezone": PSQL_TZ, "server_pid": srv.pid}
     admin = psycopg.connect(srv.dsn(app="lab-admin"), autocommit=True)
     admin.execute(SCHEMA)
     truth["relations"] = dict(admin.execute(
@@ -265,7 +267,7 @@ def scenario(srv: Server, out: Path) -> dict:
         if w.thread.is_alive():
             raise TimeoutError(f"lab: waiter {w.name} still blocked after the holder committed")
     truth["waiters"] = [
-        {"name": w.name, "pid": w.pid, "wait_ms": round((w.ended - w.started) * 1000, 1), "error": w.error,
+        {"name": w.name, "pid": w.pid, "started": w.started, "ended": w.ended, "wait_ms": round((w.ended - w.started) * 1000, 1), "error": w.error,
          "statement": w.sql}
         for w in waiters
     ]
@@ -354,11 +356,11 @@ def scenario(srv: Server, out: Path) -> dict:
     return truth
 
 
-def capture(out_dir: str | os.PathLike, log_tz: str = LOG_TZ) -> dict:
+def capture(out_dir: str | os.PathLike, log_tz: str = LOG_TZ, prefix: str = PREFIX) -> dict:
     """Run the whole lab; returns the truth (also written to out_dir/truth.json)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    srv = start(log_tz)
+    srv = start(log_tz, prefix)
     try:
         truth = scenario(srv, out)
         time.sleep(0.5)  # let the logging collector write out the last records
@@ -386,4 +388,5 @@ def _keep_logs(srv: Server, out: Path) -> Server:
 
 
 if __name__ == "__main__":
-    print(json.dumps(capture(sys.argv[1] if len(sys.argv) > 1 else "pglab-out"), indent=2))
+    args = sys.argv[1:]
+    print(json.dumps(capture(args[0] if args else "pglab-out", *(args[1:3])), indent=2))

@@ -189,7 +189,7 @@ def _lock_waits(ctx: Context) -> pa.Table:
                NULL::VARCHAR AS fingerprint,
                nullif(user_name, '') AS user_name, nullif(database, '') AS database,
                nullif(application, '') AS application,
-               coalesce(nullif(sqlstate, ''), CASE
+               coalesce(nullif(nullif(sqlstate, ''), '00000'), CASE
                     WHEN event = 'deadlock' THEN '40P01' WHEN event = 'lock_timeout' THEN '55P03'
                     WHEN event = 'statement_timeout' THEN '57014'
                     WHEN contains(msg, 'too many clients') OR contains(msg, 'remaining connection slots') THEN '53300'
@@ -311,7 +311,7 @@ def _log_events(ctx: Context) -> pa.Table:
                     WHEN regexp_matches(msg, '^(automatic vacuum|automatic analyze)') THEN 'gc'
                     WHEN regexp_matches(msg, '^connection (received|authorized|authenticated)') THEN 'auth'
                     ELSE 'other' END AS kind,
-               nullif(sqlstate, '') AS error_code,
+               nullif(nullif(sqlstate, ''), '00000') AS error_code,
                nullif(concat_ws(chr(10), nullif(detail, ''), nullif(context, ''), nullif(hint, '')), '') AS error_detail,
                NULL AS request_id, NULL AS repository,
                to_json({'pid': pid, 'user': nullif(user_name, ''), 'database': nullif(database, ''),
@@ -506,7 +506,7 @@ class PostgresCSV(Format):
         _install(ctx)
         con = ctx.con
         f = lambda i: f"CASE WHEN len(fl) > {i} THEN csv_unq(fl[{i + 1}]) END"  # noqa: E731
-        con.execute(r"""CREATE OR REPLACE MACRO csv_unq(v) AS CASE WHEN starts_with(v, '"')
+        con.execute(r"""CREATE OR REPLACE MACRO csv_unq(v) AS CASE WHEN v = '' THEN NULL WHEN starts_with(v, '"')
                         THEN replace(substr(v, 2, length(v) - 2), '""', '"') ELSE v END""")
         con.register("_in", block)
         try:

@@ -9,6 +9,10 @@ different places (IST, CST, BST, AST) follow `--tz` when it is given; a zone the
 
 from __future__ import annotations
 
+import re
+
+import duckdb
+
 #: abbreviation -> offset east of UTC, seconds (the usual meaning; see AMBIGUOUS)
 ABBREVIATIONS: dict[str, int] = {
     "UTC": 0, "GMT": 0, "UT": 0, "Z": 0, "WET": 0, "WEST": 3600, "BST": 3600, "IST": 19800,
@@ -23,35 +27,39 @@ ABBREVIATIONS: dict[str, int] = {
 AMBIGUOUS = ("IST", "CST", "BST", "AST")
 
 
-def _map_literal() -> str:
-    return "MAP {" + ", ".join(f"'{k}': {v}" for k, v in ABBREVIATIONS.items()) + "}"
+def zone_offset(zone: str, tz: str) -> int | str | None:
+    """Seconds east of UTC for a zone as PostgreSQL wrote it; "tz" to read the time in --tz; None if unknown."""
+    z = zone.strip()
+    m = re.fullmatch(r"([+-])(\d\d):?(\d\d)?", z)
+    if m:
+        return (-1 if m[1] == "-" else 1) * (int(m[2]) * 3600 + int(m[3] or 0) * 60)
+    up = z.upper()
+    if not z or (tz != "UTC" and (up not in ABBREVIATIONS or up in AMBIGUOUS)):
+        return "tz"
+    return ABBREVIATIONS.get(up)
 
 
-def macros(tz: str) -> list[str]:
-    """DuckDB macros: pg_ts_utc(text) -> TIMESTAMPTZ or NULL; pg_ts_zone(text) -> the zone as written.
+_LOCAL = "TRY_CAST(split_part({c}, ' ', 1) || ' ' || split_part({c}, ' ', 2) AS TIMESTAMP)"
 
-    `tz` is a validated IANA name (the pipeline checks --tz before parsing).
+
+def ts_sql(con: duckdb.DuckDBPyConnection, table: str, col: str, tz: str) -> str:
+    """SQL giving TIMESTAMPTZ (UTC) for `col` of `table`, or NULL when the time or its zone cannot be read.
+
+    The zones in a log are few, so each distinct one is resolved here once and the expression is a CASE over
+    them: no per-row lookup.
     """
+    zones = [z for (z,) in con.sql(f"SELECT DISTINCT split_part({col}, ' ', 3) FROM {table}").fetchall()
+             if z is not None]
+    local = _LOCAL.format(c=col)
     tzq = tz.replace("'", "''")
-    use_tz = "true" if tz != "UTC" else "false"
-    return [
-        r"""CREATE OR REPLACE MACRO pg_ts_zone(s) AS
-            trim(regexp_extract(s, '^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?\s*(.*)$', 1))""",
-        r"""CREATE OR REPLACE MACRO pg_ts_local(s) AS
-            TRY_CAST(regexp_extract(s, '^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)', 1) AS TIMESTAMP)""",
-        rf"""CREATE OR REPLACE MACRO pg_ts_offset(z) AS (
-            CASE WHEN regexp_full_match(z, '[+-]\d\d(:?\d\d)?')
-                 THEN (CASE WHEN starts_with(z, '-') THEN -1 ELSE 1 END)
-                      * (CAST(substr(z, 2, 2) AS INTEGER) * 3600
-                         + coalesce(TRY_CAST(nullif(right(replace(z, ':', ''), -3), '') AS INTEGER), 0) * 60)
-                 ELSE {_map_literal()}[upper(z)] END)""",
-        rf"""CREATE OR REPLACE MACRO pg_ts_utc(s) AS (
-            CASE
-                WHEN pg_ts_local(s) IS NULL THEN NULL
-                WHEN {use_tz} AND (pg_ts_offset(pg_ts_zone(s)) IS NULL OR upper(pg_ts_zone(s)) IN {AMBIGUOUS!r})
-                    THEN timezone('{tzq}', pg_ts_local(s))
-                WHEN pg_ts_zone(s) = '' THEN timezone('{tzq}', pg_ts_local(s))
-                WHEN pg_ts_offset(pg_ts_zone(s)) IS NULL THEN NULL
-                ELSE timezone('UTC', pg_ts_local(s) - to_seconds(pg_ts_offset(pg_ts_zone(s))))
-            END)""",
-    ]
+    arms = []
+    for z in zones:
+        off = zone_offset(z, tz)
+        zq = z.replace("'", "''")
+        if off == "tz":
+            arms.append(f"WHEN '{zq}' THEN timezone('{tzq}', {local})")
+        elif off is not None:
+            arms.append(f"WHEN '{zq}' THEN timezone('UTC', {local} - to_seconds({off}))")
+    if not arms:
+        return "NULL::TIMESTAMPTZ"
+    return f"(CASE split_part({col}, ' ', 3) {' '.join(arms)} END)"

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from .. import schema
 from .base import Context, Format, ParseResult, empty_rejects, rejects_from
-from .pg_time import macros as time_macros
+from .pg_time import ts_sql
 
 SEVERITIES = ("DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR",
               "LOG", "FATAL", "PANIC")
@@ -124,7 +124,6 @@ def detect_prefix(lines: list[str]) -> tuple[str, int]:
 
 _WAIT_RE = (r"^process (\d+) (still waiting for|acquired|avoided deadlock for|detected deadlock while waiting for) "
             r"(\S+) on (.+?) (?:by rearranging queue order )?after ([0-9.]+) ms$")
-_DUR_RE = r"(?s)^duration: ([0-9.]+) ms(?:  (?:statement|execute [^:]*|parse [^:]*|bind [^:]*|fastpath function call): (.*))?$"
 _CONN_RE = (r"too many clients|remaining connection slots are reserved|password authentication failed|"
             r"no pg_hba.conf entry|authentication failed for user|role \".*\" does not exist|"
             r"database \".*\" does not exist|the database system is (starting up|shutting down|in recovery mode)|"
@@ -133,28 +132,40 @@ _INT_LIST = "list_transform(list_filter(string_split(regexp_replace({}, '\\s', '
 
 
 def _classify(ctx: Context) -> None:
-    """_rec -> _cls: one row per record with its event and lock fields."""
+    """_rec -> _cls: one row per record with its UTC time, event and the parts of a lock-wait or duration message.
+
+    Each extraction runs only on the records it can apply to (CASE guards), so the common `duration:` and
+    connection lines cost a prefix test each.
+    """
+    ts = ts_sql(ctx.con, "_rec", "ts_text", ctx.tz)
     ctx.con.execute(
         rf"""
         CREATE OR REPLACE TEMP TABLE _cls AS
         WITH r AS (
-            SELECT *, regexp_replace(message, ' at character \d+$', '') AS msg,
-                   coalesce(pg_ts_utc(ts_text), wrap_ts) AS ts
+            SELECT * REPLACE (CASE WHEN contains(message, ' at character ')
+                                   THEN regexp_replace(message, ' at character \d+$', '') ELSE message END AS message),
+                   coalesce({ts}, wrap_ts) AS ts
             FROM _rec),
         w AS (
-            SELECT *, regexp_extract(msg, '{_WAIT_RE}', ['wpid', 'verb', 'mode', 'obj', 'ms']) AS wm,
-                      regexp_extract(msg, '{_DUR_RE}', ['ms', 'stmt']) AS dm
+            SELECT *,
+                CASE WHEN starts_with(message, 'process ')
+                     THEN regexp_extract(message, '{_WAIT_RE}', ['wpid', 'verb', 'mode', 'obj', 'ms']) END AS wm,
+                CASE WHEN starts_with(message, 'duration: ')
+                     THEN TRY_CAST(split_part(substr(message, 11), ' ', 1) AS DOUBLE) END AS dur_ms,
+                CASE WHEN starts_with(message, 'duration: ') AND contains(message, ' ms  ')
+                     THEN substr(message, strpos(message, ' ms  ') + 5) END AS dur_rest
             FROM r)
-        SELECT *,
+        SELECT * EXCLUDE (dur_rest),
+            CASE WHEN dur_rest IS NOT NULL THEN substr(dur_rest, strpos(dur_rest, ': ') + 2) END AS dur_stmt,
             CASE
                 WHEN wm.verb IN ('still waiting for', 'detected deadlock while waiting for', 'avoided deadlock for')
                     THEN 'waiting'
                 WHEN wm.verb = 'acquired' THEN 'acquired'
-                WHEN msg = 'deadlock detected' THEN 'deadlock'
-                WHEN msg = 'canceling statement due to lock timeout' THEN 'lock_timeout'
-                WHEN msg = 'canceling statement due to statement timeout' THEN 'statement_timeout'
-                WHEN dm.ms <> '' THEN 'slow_statement'
-                WHEN severity IN ('FATAL', 'ERROR', 'PANIC') AND regexp_matches(msg, '{_CONN_RE}')
+                WHEN message = 'deadlock detected' THEN 'deadlock'
+                WHEN message = 'canceling statement due to lock timeout' THEN 'lock_timeout'
+                WHEN message = 'canceling statement due to statement timeout' THEN 'statement_timeout'
+                WHEN dur_ms IS NOT NULL THEN 'slow_statement'
+                WHEN severity IN ('FATAL', 'ERROR', 'PANIC') AND regexp_matches(message, '{_CONN_RE}')
                     THEN 'connection_error'
                 WHEN severity IN ('ERROR', 'FATAL', 'PANIC') THEN 'error'
             END AS event
@@ -180,21 +191,21 @@ def _lock_waits(ctx: Context) -> pa.Table:
                     ELSE regexp_extract(wm.obj, '^([a-z]+)', 1) END AS lock_type,
                nullif(wm.obj, '') AS lock_object,
                coalesce({rel_name}, nullif(regexp_extract(wm.obj, 'relation (\d+)', 1), '')) AS relation,
-               CAST(coalesce(nullif(wm.ms, ''), nullif(dm.ms, '')) AS DOUBLE) AS wait_ms,
+               coalesce(TRY_CAST(nullif(wm.ms, '') AS DOUBLE), dur_ms) AS wait_ms,
                CASE WHEN event IN ('waiting', 'acquired') AND contains(detail, 'holding the lock')
                     THEN {holders} END AS holders,
                CASE WHEN event IN ('waiting', 'acquired') AND contains(detail, 'Wait queue:')
                     THEN {waiters} END AS waiters,
-               coalesce(nullif(dm.stmt, ''), statement) AS statement,
+               coalesce(nullif(dur_stmt, ''), statement) AS statement,
                NULL::VARCHAR AS fingerprint,
                nullif(user_name, '') AS user_name, nullif(database, '') AS database,
                nullif(application, '') AS application,
                coalesce(nullif(nullif(sqlstate, ''), '00000'), CASE
                     WHEN event = 'deadlock' THEN '40P01' WHEN event = 'lock_timeout' THEN '55P03'
                     WHEN event = 'statement_timeout' THEN '57014'
-                    WHEN contains(msg, 'too many clients') OR contains(msg, 'remaining connection slots') THEN '53300'
-                    WHEN contains(msg, 'password authentication failed') THEN '28P01' END) AS sqlstate,
-               msg AS message,
+                    WHEN contains(message, 'too many clients') OR contains(message, 'remaining connection slots') THEN '53300'
+                    WHEN contains(message, 'password authentication failed') THEN '28P01' END) AS sqlstate,
+               message,
                nullif(concat_ws(chr(10), detail, CASE WHEN context <> '' THEN 'CONTEXT: ' || context END,
                                 CASE WHEN hint <> '' THEN 'HINT: ' || hint END), '') AS detail,
                $src AS source_file, rec_line AS line_no
@@ -214,10 +225,13 @@ _DL_STMT = re.compile(r"^Process (\d+): (.*)$")
 def _expand_deadlocks(tbl: pa.Table) -> pa.Table:
     """A deadlock record names every process of the cycle: one row each; the reporting process is the victim
     (event `deadlock`), the others are `deadlock_peer`. Deadlocks are rare, so this runs in Python."""
-    events = tbl.column("event").to_pylist()
-    if "deadlock" not in events:
+    import pyarrow.compute as pc
+
+    is_dl = pc.fill_null(pc.equal(tbl.column("event"), "deadlock"), False)
+    if not pc.any(is_dl).as_py():
         return tbl
-    rows = tbl.to_pylist()
+    rest = tbl.filter(pc.invert(is_dl))
+    rows = tbl.filter(is_dl).to_pylist()
     out = []
     for r in rows:
         if r["event"] != "deadlock" or not r["detail"]:
@@ -254,7 +268,7 @@ def _expand_deadlocks(tbl: pa.Table) -> pa.Table:
             if p != victim:
                 row["sqlstate"] = None
             out.append(row)
-    return pa.Table.from_pylist(out, schema=tbl.schema)
+    return pa.concat_tables([rest, pa.Table.from_pylist(out, schema=tbl.schema)])
 
 
 def _lock_type(obj: str | None) -> str | None:
@@ -267,23 +281,25 @@ def _lock_type(obj: str | None) -> str | None:
     return obj.split(" ", 1)[0]
 
 
-_NORM_SQL = r"""lower(regexp_replace(regexp_replace(regexp_replace(trim(statement),
-    '''(?:[^'']|'''')*''', '?', 'g'), '\b\d+(?:\.\d+)?\b', '?', 'g'), '\s+', ' ', 'g'))"""
+#: statement text with constants replaced by `?`, in one pass: the key under which pglast's fingerprint is looked up
+#: (two texts of the same statement may get different keys, and then the same fingerprint)
+_NORM_SQL = r"""regexp_replace(statement, '''(?:[^'']|'''')*''|\b\d+(?:\.\d+)?\b', '?', 'g')"""
 
 
 def fingerprint(ctx: Context, tbl: pa.Table) -> pa.Table:
     """Fill `fingerprint`: pglast's fingerprint of the statement, or `text:<md5>` of its normalised text when
-    pglast cannot parse it. Done once per distinct normalised statement (few), not per row."""
+    pglast cannot parse it. pglast runs once per distinct normalised statement (few), not per row."""
     con = ctx.con
     con.register("_fp_in", tbl)
     try:
-        distinct = con.sql(f"SELECT {_NORM_SQL} AS norm, any_value(statement) AS stmt FROM _fp_in "
-                           "WHERE statement IS NOT NULL GROUP BY ALL").fetchall()
-        lookup = pa.table({"norm": [d[0] for d in distinct], "fp": [_fingerprint_one(d[1], d[0]) for d in distinct]})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _fp AS SELECT *, {_NORM_SQL} AS _norm FROM _fp_in")
+        distinct = con.sql("SELECT _norm, any_value(statement) FROM _fp WHERE _norm IS NOT NULL GROUP BY ALL"
+                           ).fetchall()
+        lookup = pa.table({"norm": pa.array([d[0] for d in distinct], pa.string()),
+                           "fp": pa.array([_fingerprint_one(d[1], d[0]) for d in distinct], pa.string())})
         con.register("_fp_lookup", lookup)
         cols = ", ".join(f'"{n}"' if n != "fingerprint" else "l.fp AS fingerprint" for n in tbl.column_names)
-        out = con.sql(f"SELECT {cols} FROM (SELECT *, {_NORM_SQL} AS _norm FROM _fp_in) t "
-                      "LEFT JOIN _fp_lookup l ON l.norm = t._norm ORDER BY line_no, event").to_arrow_table()
+        out = con.sql(f"SELECT {cols} FROM _fp t LEFT JOIN _fp_lookup l ON l.norm = t._norm").to_arrow_table()
     finally:
         con.unregister("_fp_in")
         con.unregister("_fp_lookup")
@@ -303,13 +319,13 @@ def _log_events(ctx: Context) -> pa.Table:
     return ctx.con.sql(
         r"""
         SELECT ts, 'postgres' AS layer, coalesce($inst, wrap_host) AS instance, lower(severity) AS level,
-               msg AS message,
+               message,
                CASE WHEN severity = 'PANIC' THEN 'panic'
                     WHEN severity IN ('WARNING') THEN 'db_error'
-                    WHEN regexp_matches(msg, '^(starting PostgreSQL|listening on|database system is|received .* shutdown|shutting down|database system was)')
+                    WHEN regexp_matches(message, '^(starting PostgreSQL|listening on|database system is|received .* shutdown|shutting down|database system was)')
                         THEN 'startup'
-                    WHEN regexp_matches(msg, '^(automatic vacuum|automatic analyze)') THEN 'gc'
-                    WHEN regexp_matches(msg, '^connection (received|authorized|authenticated)') THEN 'auth'
+                    WHEN regexp_matches(message, '^(automatic vacuum|automatic analyze)') THEN 'gc'
+                    WHEN regexp_matches(message, '^connection (received|authorized|authenticated)') THEN 'auth'
                     ELSE 'other' END AS kind,
                nullif(nullif(sqlstate, ''), '00000') AS error_code,
                nullif(concat_ws(chr(10), nullif(detail, ''), nullif(context, ''), nullif(hint, '')), '') AS error_detail,
@@ -323,44 +339,50 @@ def _log_events(ctx: Context) -> pa.Table:
     ).to_arrow_table()
 
 
+def _batches(block: pa.Table) -> pa.Table:
+    """The block in record batches of 64k lines, so that DuckDB scans it on every core."""
+    return pa.Table.from_batches(block.to_batches(max_chunksize=1 << 16), schema=block.schema)
+
+
 def _finish(ctx: Context, lines_sql: str) -> ParseResult:
-    """From _rec (records) and `lines_sql` (line_no, text, rec_line, kind) to the result. Kinds: rec (part of a
-    record), blank, bad:<reason>."""
+    """From _rec (records) and `lines_sql` (line_no, rec_line, kind; a view over the block's lines) to the result.
+    Kinds: rec (part of a record), blank, bad:<reason>. The lines of a record whose time cannot be read are
+    rejects; the raw text comes from the block `_in`, for rejects only."""
     _classify(ctx)
     waits = _lock_waits(ctx)
     events = _log_events(ctx)
     con = ctx.con
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _lk AS {lines_sql}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _lk AS {lines_sql}")
+    con.execute("CREATE OR REPLACE TEMP TABLE _notime AS SELECT rec_line, ts_text FROM _cls WHERE ts IS NULL")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _lkc AS SELECT l.line_no, l.kind, n.rec_line IS NOT NULL AS notime,
+                   n.ts_text FROM _lk l LEFT JOIN _notime n ON n.rec_line = l.rec_line AND l.kind = 'rec'""")
     rejects = rejects_from(
         con,
         r"""
         SELECT l.line_no,
                CASE WHEN starts_with(l.kind, 'bad:') THEN substr(l.kind, 5)
-                    WHEN c.ts_text IS NULL OR c.ts_text = '' THEN 'record without a time (no time in the prefix and no wrapper time)'
-                    ELSE 'unreadable time or unknown time zone ' || coalesce(pg_ts_zone(c.ts_text), '')
+                    WHEN l.ts_text IS NULL OR l.ts_text = '' THEN 'record without a time (no time in the prefix and no wrapper time)'
+                    ELSE 'unreadable time or unknown time zone ' || split_part(l.ts_text, ' ', 3)
                          || ' (pass --tz with the server''s log_timezone)' END AS reason,
-               l.text
-        FROM _lk l LEFT JOIN _cls c ON c.rec_line = l.rec_line
-        WHERE starts_with(l.kind, 'bad:') OR (l.kind = 'rec' AND c.ts IS NULL)
+               i.text
+        FROM (SELECT * FROM _lkc WHERE starts_with(kind, 'bad:') OR notime) l JOIN _in i USING (line_no)
         ORDER BY l.line_no
         """,
     )
-    counts = dict(con.sql("SELECT kind, count(*) FROM _lk GROUP BY kind").fetchall())
-    used = counts.get("rec", 0) - con.sql("SELECT count(*) FROM _lk l JOIN _cls c USING (rec_line) "
-                                          "WHERE l.kind = 'rec' AND c.ts IS NULL").fetchall()[0][0]
+    counts = dict(con.sql("SELECT CASE WHEN notime THEN 'notime' ELSE kind END, count(*) FROM _lkc GROUP BY ALL"
+                          ).fetchall())
+    # nothing of this block stays in memory while the next one is parsed
+    con.execute("DROP VIEW IF EXISTS _lk")
+    for t in ("_lkc", "_notime", "_cls", "_fp", "_rec", "_ln", "_multi", "_r0", "_r1"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
     blank = counts.get("blank", 0)
     return ParseResult(
         tables={"db_lock_waits": schema.conform("db_lock_waits", waits),
                 "log_events": schema.conform("log_events", events)},
         rejects=rejects if rejects.num_rows else empty_rejects(),
         skipped={"blank": blank} if blank else {},
-        used_lines=used,
+        used_lines=counts.get("rec", 0),
     )
-
-
-def _install(ctx: Context) -> None:
-    for m in time_macros(ctx.tz):
-        ctx.con.execute(m)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -397,77 +419,89 @@ class PostgresStderr(Format):
         return ctx.options["_pg_prefix_detected"]
 
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
-        _install(ctx)
         con = ctx.con
         rx, names = prefix_regex(self._prefix(ctx, block))
-        names = [*names, "sev", "msg"]
-        full = (rx + _SEV_RE + "(.*)$").replace("'", "''")
-        # syslog carries multi-line records as [N-1], [N-2] … pieces; a piece after the first is a continuation
+        # group 1 is the whole prefix and severity: the message is the rest of the line, cut by length, so the
+        # regex only ever sees the start of a line
+        names = ["head", *names, "sev"]
+        full = ("^(" + rx[1:] + _SEV_RE + ")").replace("'", "''")
         get = lambda n: f"nullif(m.{n}, '')" if n in names else "NULL"  # noqa: E731
-        con.register("_in", block)
+        if "ts" in names:
+            ts_text = "m.ts"
+        elif "epoch" in names:
+            ts_text = "strftime(to_timestamp(TRY_CAST(m.epoch AS DOUBLE)), '%Y-%m-%d %H:%M:%S.%f') || ' UTC'"
+        else:
+            ts_text = "NULL::VARCHAR"
+        con.register("_in", _batches(block))
         try:
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _ln AS
-                SELECT line_no, text, wrap_ts, wrap_host, m,
-                       CASE WHEN m.sev IN {SECONDARY!r} THEN 'sec'
-                            WHEN m.sev <> '' THEN 'head'
-                            WHEN starts_with(text, chr(9)) THEN 'cont'
-                            WHEN trim(text) = '' THEN 'blank'
-                            ELSE 'bad' END AS k
-                FROM (SELECT *, regexp_extract(text, '{full}', {names!r}) AS m FROM _in)
-                """
-            )
-            con.execute(
-                """
-                CREATE OR REPLACE TEMP TABLE _ln2 AS
-                SELECT *, sum(CASE WHEN k = 'head' THEN 1 ELSE 0 END) OVER w AS rec,
-                          sum(CASE WHEN k IN ('head', 'sec') THEN 1 ELSE 0 END) OVER w AS part
-                FROM _ln WINDOW w AS (ORDER BY line_no ROWS UNBOUNDED PRECEDING)
+                SELECT line_no, k, m, wrap_ts, wrap_host,
+                       CASE WHEN k IN ('head', 'sec') THEN substr(text, length(m.head) + 1)
+                            WHEN k = 'cont' THEN substr(text, 2) END AS body,
+                       max(CASE WHEN k = 'head' THEN line_no END) OVER w AS rec_line
+                FROM (SELECT *, CASE WHEN m.sev IN {SECONDARY!r} THEN 'sec'
+                                     WHEN m.sev <> '' THEN 'head'
+                                     WHEN starts_with(text, chr(9)) THEN 'cont'
+                                     WHEN trim(text) = '' THEN 'blank'
+                                     ELSE 'bad' END AS k
+                      FROM (SELECT *, regexp_extract(left(text, 600), '{full}', {names!r}) AS m FROM _in))
+                WINDOW w AS (ORDER BY line_no ROWS UNBOUNDED PRECEDING)
                 """
             )
             held = 0
             if not final:
-                last = con.sql("SELECT max(rec) FROM _ln2").fetchall()[0][0] or 0
-                held = con.sql("SELECT count(*) FROM _ln2 WHERE rec = $r AND rec > 0",
-                               params={"r": last}).fetchall()[0][0]
-                if held:
-                    con.execute("DELETE FROM _ln2 WHERE rec = $r", {"r": last})
+                last = con.sql("SELECT max(rec_line) FROM _ln").fetchall()[0][0]
+                if last is not None:
+                    held = con.sql("SELECT count(*) FROM _ln WHERE line_no >= $r", params={"r": last}).fetchall()[0][0]
+                    con.execute("DELETE FROM _ln WHERE line_no >= $r", {"r": last})
+            # records of one line (most of them) are projected as they are; only the others are assembled
+            con.execute("""CREATE OR REPLACE TEMP TABLE _multi AS
+                           SELECT DISTINCT rec_line FROM _ln WHERE k IN ('sec', 'cont') AND rec_line IS NOT NULL""")
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _rec AS
-                WITH parts AS (
-                    SELECT rec, part, min(line_no) AS first_line,
-                           first(m ORDER BY line_no) FILTER (WHERE k IN ('head', 'sec')) AS m,
-                           first(wrap_ts ORDER BY line_no) AS wrap_ts, first(wrap_host ORDER BY line_no) AS wrap_host,
-                           string_agg(CASE WHEN k = 'cont' THEN substr(text, 2) ELSE m.msg END, chr(10)
-                                      ORDER BY line_no) AS body
-                    FROM _ln2 WHERE rec > 0 AND k IN ('head', 'sec', 'cont') GROUP BY rec, part)
-                SELECT min(first_line) AS rec_line,
-                       {"first(m.ts) FILTER (WHERE m.sev NOT IN " + repr(SECONDARY) + ")" if "ts" in names else
-                        ("first(strftime(to_timestamp(CAST(m.epoch AS DOUBLE)), '%Y-%m-%d %H:%M:%S.%f') || ' UTC')"
-                         if "epoch" in names else "NULL::VARCHAR")} AS ts_text,
-                       first(wrap_ts) AS wrap_ts, first(wrap_host) AS wrap_host,
-                       TRY_CAST(first({get('pid')}) AS BIGINT) AS pid,
-                       first({get('user')}) AS user_name, first({get('db')}) AS database,
-                       first({get('app')}) AS application, first({get('sqlstate')}) AS sqlstate,
-                       first(m.sev) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS severity,
-                       first(body) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS message,
-                       first(body) FILTER (WHERE m.sev = 'DETAIL') AS detail,
-                       first(body) FILTER (WHERE m.sev = 'HINT') AS hint,
-                       first(body) FILTER (WHERE m.sev = 'CONTEXT') AS context,
-                       first(body) FILTER (WHERE m.sev = 'STATEMENT') AS statement
-                FROM parts GROUP BY rec
+                SELECT line_no AS rec_line, {ts_text} AS ts_text, wrap_ts, wrap_host,
+                       TRY_CAST({get('pid')} AS BIGINT) AS pid, {get('user')} AS user_name, {get('db')} AS database,
+                       {get('app')} AS application, {get('sqlstate')} AS sqlstate, m.sev AS severity,
+                       body AS message, NULL::VARCHAR AS detail, NULL::VARCHAR AS hint, NULL::VARCHAR AS context,
+                       NULL::VARCHAR AS statement
+                FROM _ln WHERE k = 'head' AND line_no NOT IN (SELECT rec_line FROM _multi)
+                UNION ALL
+                SELECT * FROM (
+                    WITH lines AS (
+                        SELECT *, max(CASE WHEN k IN ('head', 'sec') THEN line_no END) OVER w AS part
+                        FROM _ln WHERE rec_line IN (SELECT rec_line FROM _multi) AND k IN ('head', 'sec', 'cont')
+                        WINDOW w AS (ORDER BY line_no ROWS UNBOUNDED PRECEDING)),
+                    parts AS (
+                        SELECT rec_line, part, first(m ORDER BY line_no) AS m,
+                               first(wrap_ts ORDER BY line_no) AS wrap_ts, first(wrap_host ORDER BY line_no) AS wrap_host,
+                               string_agg(body, chr(10) ORDER BY line_no) AS body
+                        FROM lines GROUP BY rec_line, part)
+                    SELECT rec_line,
+                           first({ts_text}) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS ts_text,
+                           first(wrap_ts ORDER BY part) AS wrap_ts, first(wrap_host ORDER BY part) AS wrap_host,
+                           TRY_CAST(first({get('pid')} ORDER BY part) AS BIGINT) AS pid,
+                           first({get('user')} ORDER BY part) AS user_name, first({get('db')} ORDER BY part) AS database,
+                           first({get('app')} ORDER BY part) AS application,
+                           first({get('sqlstate')} ORDER BY part) AS sqlstate,
+                           first(m.sev) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS severity,
+                           first(body) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS message,
+                           first(body) FILTER (WHERE m.sev = 'DETAIL') AS detail,
+                           first(body) FILTER (WHERE m.sev = 'HINT') AS hint,
+                           first(body) FILTER (WHERE m.sev = 'CONTEXT') AS context,
+                           first(body) FILTER (WHERE m.sev = 'STATEMENT') AS statement
+                    FROM parts GROUP BY rec_line)
                 """
             )
-            con.execute("DELETE FROM _rec WHERE severity IS NULL")  # cannot happen: every rec starts with a head
             res = _finish(ctx, """
-                SELECT line_no, text, min(line_no) FILTER (WHERE k = 'head') OVER (PARTITION BY rec) AS rec_line,
-                       CASE WHEN k IN ('head', 'sec', 'cont') AND rec > 0 THEN 'rec'
+                SELECT line_no, rec_line,
+                       CASE WHEN k IN ('head', 'sec', 'cont') AND rec_line IS NOT NULL THEN 'rec'
                             WHEN k = 'blank' THEN 'blank'
                             WHEN k = 'bad' THEN 'bad:not a PostgreSQL log line for this log_line_prefix (pass --pg-prefix)'
                             ELSE 'bad:continuation line with no record before it' END AS kind
-                FROM _ln2""")
+                FROM _ln""")
         finally:
             con.unregister("_in")
         res.held_back = held
@@ -503,12 +537,11 @@ class PostgresCSV(Format):
         return 0.0 if not heads else min(1.0, 2 * heads / len(lines))
 
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
-        _install(ctx)
         con = ctx.con
         f = lambda i: f"CASE WHEN len(fl) > {i} THEN csv_unq(fl[{i + 1}]) END"  # noqa: E731
         con.execute(r"""CREATE OR REPLACE MACRO csv_unq(v) AS CASE WHEN v = '' THEN NULL WHEN starts_with(v, '"')
                         THEN replace(substr(v, 2, length(v) - 2), '""', '"') ELSE v END""")
-        con.register("_in", block)
+        con.register("_in", _batches(block))
         try:
             con.execute(
                 """
@@ -553,7 +586,7 @@ class PostgresCSV(Format):
                 """
             )
             res = _finish(ctx, """
-                SELECT l.line_no, l.text, r.rec_line,
+                SELECT l.line_no, r.rec_line,
                        CASE WHEN r.rtext IS NOT NULL AND trim(r.rtext) = '' THEN 'blank'
                             WHEN NOT r.closed THEN 'bad:unterminated quoted field at the end of the file'
                             WHEN x.rec_line IS NOT NULL THEN 'rec'
@@ -588,10 +621,9 @@ class PostgresJSON(Format):
         return ok / len(lines) if lines else 0.0
 
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
-        _install(ctx)
         con = ctx.con
         struct = "{" + ", ".join(f'"{k}": "VARCHAR"' for k in JSON_KEYS) + "}"
-        con.register("_in", block)
+        con.register("_in", _batches(block))
         try:
             con.execute(
                 f"""
@@ -613,7 +645,7 @@ class PostgresJSON(Format):
                 """
             )
             res = _finish(ctx, """
-                SELECT l.line_no, l.text, l.line_no AS rec_line,
+                SELECT l.line_no, l.line_no AS rec_line,
                        CASE WHEN x.rec_line IS NOT NULL THEN 'rec'
                             WHEN trim(l.text) = '' THEN 'blank'
                             WHEN l.j IS NULL THEN 'bad:not a JSON object'

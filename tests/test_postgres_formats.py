@@ -16,7 +16,7 @@ from workbench.ingest.base import Context
 from workbench.ingest.pg_snapshots import SnapshotAligned, SnapshotCSV
 from workbench.ingest.postgres import PostgresCSV, PostgresJSON, PostgresStderr, detect_prefix, prefix_regex
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture

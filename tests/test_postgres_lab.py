@@ -83,8 +83,8 @@ def test_times_are_utc(lab_case):
     for x in truth["waiters"]:
         row = w.filter((pl.col("pid") == x["pid"]) & (pl.col("event") == "waiting")).row(0, named=True)
         local = lines[row["line_no"] - 1][:23]
-        assert row["ts"] == dt.datetime.fromisoformat(local).replace(tzinfo=berlin).astimezone(dt.timezone.utc)
-        started = dt.datetime.fromtimestamp(x["started"], dt.timezone.utc)
+        assert row["ts"] == dt.datetime.fromisoformat(local).replace(tzinfo=berlin).astimezone(dt.UTC)
+        started = dt.datetime.fromtimestamp(x["started"], dt.UTC)
         # logged once deadlock_timeout (100 ms) has passed
         assert dt.timedelta(milliseconds=90) < row["ts"] - started < dt.timedelta(seconds=2)
 
@@ -106,7 +106,10 @@ def test_timeouts_slow_statements_and_connection_failures(lab_case):
     con, _, truth, _ = lab_case
     for name in LOGS.values():
         w = _waits(con, name)
-        ev = lambda e: w.filter(pl.col("event") == e)  # noqa: E731
+
+        def ev(e, w=w):
+            return w.filter(pl.col("event") == e)
+
         assert ev("lock_timeout")["pid"].to_list() == [truth["lock_timeout"]["pid"]]
         assert ev("statement_timeout")["pid"].to_list() == [truth["statement_timeout"]["pid"]]
         slow = ev("slow_statement").filter(pl.col("pid") == truth["slow"]["pid"]).row(0, named=True)

@@ -52,7 +52,7 @@ def generate(path: Path, mb: int, seed: int) -> None:
                 t += dt.timedelta(microseconds=r.randrange(100, 5000))
                 ts = t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d} CET"
                 pid = r.randrange(1000, 60000)
-                who = f"registry@registry" if r.random() < 0.9 else "postgres@postgres"
+                who = "registry@registry" if r.random() < 0.9 else "postgres@postgres"
                 p = f"{ts} [{pid}] {who} "
                 k = r.random()
                 if k < 0.70:

@@ -125,8 +125,8 @@ def start(log_tz: str = LOG_TZ, prefix: str = PREFIX, max_connections: int = 14)
     return srv
 
 
-def stop(srv: Server) -> None:
-    """Fast shutdown by the postmaster's pid; kill it if it does not go within 20 s; remove the temp dir."""
+def _shutdown(srv: Server) -> None:
+    """Fast shutdown by the postmaster's pid; kill it if it does not go within 20 s."""
     if srv.proc.poll() is None:
         srv.proc.send_signal(signal.SIGINT)
         try:
@@ -134,6 +134,11 @@ def stop(srv: Server) -> None:
         except subprocess.TimeoutExpired:
             srv.proc.kill()
             srv.proc.wait(timeout=10)
+
+
+def stop(srv: Server) -> None:
+    """Stop the server (if still running) and remove its temp dir."""
+    _shutdown(srv)
     shutil.rmtree(srv.root, ignore_errors=True)
 
 
@@ -373,13 +378,7 @@ def capture(out_dir: str | os.PathLike, log_tz: str = LOG_TZ, prefix: str = PREF
 
 def _keep_logs(srv: Server, out: Path) -> Server:
     """Stop the server first (so its logs are complete), copy them out, then let stop() clean up."""
-    if srv.proc.poll() is None:
-        srv.proc.send_signal(signal.SIGINT)
-        try:
-            srv.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
-            srv.proc.wait(timeout=10)
+    _shutdown(srv)
     for name in ("postgresql.log", "postgresql.csv", "postgresql.json"):
         src = srv.logdir / name
         if src.exists():

@@ -87,6 +87,18 @@ class _Acc:
         for i in range(n_lines):
             self.rejects.append({"line_no": line_no + i, "reason": reason, "text": (texts or [text])[i]})
 
+    def marker_line(self, line_no: int, text: str) -> bool:
+        """A `-- snapshot <time>` line: sets the time for the rows after it. False if the line is not one."""
+        m = _MARKER.match(text)
+        if not m:
+            return False
+        self.marker = self.time(m[1])
+        if self.marker is None:
+            self.reject(line_no, f"unreadable time in snapshot marker {m[1]!r}", text)
+        else:
+            self.skip("snapshot marker")
+        return True
+
     def time(self, v: str | None) -> dt.datetime | None:
         if v is None or not v.strip():
             return None
@@ -194,13 +206,7 @@ class SnapshotCSV(_Snapshots):
                 acc.skip("blank")
                 i += 1
                 continue
-            m = _MARKER.match(t)
-            if m:
-                acc.marker = acc.time(m[1])
-                if acc.marker is None:
-                    acc.reject(nos[i], f"unreadable time in snapshot marker {m[1]!r}", t)
-                else:
-                    acc.skip("snapshot marker")
+            if acc.marker_line(nos[i], t):
                 i += 1
                 continue
             # one CSV record, possibly spanning lines (quoted newlines in queries)
@@ -225,7 +231,7 @@ class SnapshotCSV(_Snapshots):
             elif len(cols) != len(header):
                 acc.reject(nos[i], f"{len(cols)} fields; the header has {len(header)}", t, n, texts[i:j + 1])
             else:
-                acc.add(nos[i], n, dict(zip(header, cols)), texts[i:j + 1])
+                acc.add(nos[i], n, dict(zip(header, cols, strict=True)), texts[i:j + 1])
             i = j + 1
 
 
@@ -238,7 +244,7 @@ class SnapshotAligned(_Snapshots):
                "     17325 | relation      | AccessShareLock     | f       | blobs    | {17323}")
 
     def sniff(self, lines: list[str]) -> float:
-        for a, b in zip(lines, lines[1:]):
+        for a, b in zip(lines, lines[1:], strict=False):
             if _RULE.match(b.strip()) and "|" in a and _looks_like_header(a.split("|")):
                 return 1.0
         return 0.0
@@ -254,26 +260,21 @@ class SnapshotAligned(_Snapshots):
             nonlocal pending, count
             if pending:
                 first, lines, pieces = pending
-                rec = {h: ("\n".join(p) if len(p) > 1 else p[0].strip()) for h, p in zip(header, pieces)}
+                rec = {h: ("\n".join(p) if len(p) > 1 else p[0].strip()) for h, p in zip(header, pieces, strict=True)}
                 acc.add(first, len(lines), rec, lines)
                 count += 1
             pending = None
 
-        for k, (no, t) in enumerate(zip(nos, texts)):
+        for k, (no, t) in enumerate(zip(nos, texts, strict=True)):
             s = t.strip()
             nxt = texts[k + 1] if k + 1 < len(texts) else ""
             if not s:
                 flush()
                 acc.skip("blank")
                 continue
-            m = _MARKER.match(t)
-            if m:
+            if _MARKER.match(t):
                 flush()
-                acc.marker = acc.time(m[1])
-                if acc.marker is None:
-                    acc.reject(no, f"unreadable time in snapshot marker {m[1]!r}", t)
-                else:
-                    acc.skip("snapshot marker")
+                acc.marker_line(no, t)
                 continue
             f = _FOOTER.match(s)
             if f:

@@ -83,7 +83,7 @@ METRIC_SAMPLES = pa.schema(
 DB_LOCK_WAITS = pa.schema(
     [
         _f("ts", TS, "Log record time, UTC", False),
-        _f("event", pa.string(), "waiting, acquired, deadlock, lock_timeout, statement_timeout, slow_statement, connection_error, error", False),
+        _f("event", pa.string(), "waiting, acquired, deadlock (the victim), deadlock_peer (another process of the same deadlock report), lock_timeout, statement_timeout, slow_statement, connection_error, error", False),
         _f("pid", pa.int64(), "Backend pid that logged it"),
         _f("lock_mode", pa.string(), "Lock mode (AccessExclusiveLock, ShareLock, …)"),
         _f("lock_type", pa.string(), "relation, transaction, tuple, advisory, virtual transaction, …"),

@@ -8,7 +8,8 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import distribution, gc, haproxy, kernel, kubernetes, netstat, nginx, prometheus, redis, sysstat, tls
+    from . import (distribution, gc, haproxy, kernel, kubernetes, netstat, nginx, pg_snapshots, postgres,
+                   prometheus, redis, sysstat, tls)
     from .base import Empty
 
     return [
@@ -23,6 +24,8 @@ def _formats() -> list[Format]:
         *netstat.FORMATS,
         *redis.FORMATS,
         *tls.FORMATS,
+        *postgres.FORMATS,
+        *pg_snapshots.FORMATS,
         Empty(),
     ]
 

@@ -277,7 +277,7 @@ class CaseWriter:
                     manifest_row["source_file"],
                     manifest_row["size"],
                     manifest_row["sha256"],
-                    manifest_row["content_key"],
+                    manifest_row.get("content_key", manifest_row["sha256"]),
                     manifest_row["format"],
                     manifest_row.get("wrappers"),
                     manifest_row.get("compression"),

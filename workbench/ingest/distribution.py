@@ -49,6 +49,7 @@ EVENT_KIND_SQL = """
         WHEN regexp_matches(coalesce(msg, '') || ' ' || coalesce(error, '') || ' ' || coalesce(err_detail, ''),
              '(?i)SlowDown|s3aws|storagedriver|storage driver|RequestTimeout|InternalError.*s3|blob upload|no space left|gcs:|azure:|filesystem:')
              THEN 'storage_error'
+        WHEN regexp_matches(coalesce(msg, ''), '(?i)\\bnot configured\\b') THEN 'startup'
         WHEN regexp_matches(coalesce(msg, '') || ' ' || coalesce(error, ''),
              '(?i)acquire connection|database|pgx|pq:|too many clients|remaining connection slots|sql:|redis')
              THEN 'db_error'
@@ -58,6 +59,7 @@ EVENT_KIND_SQL = """
              THEN 'auth'
         WHEN regexp_matches(coalesce(msg, ''), '(?i)listening on|starting|configuration|not configured|version=')
              THEN 'startup'
+        WHEN msg = 'response completed with error' THEN 'request_error'
         ELSE 'other'
     END
 """
@@ -108,6 +110,15 @@ class _RegistryLog(Format):
                 FROM (SELECT *, {combined_sql('text')} AS a FROM _kv) k
                 """,
                 {"tz": ctx.tz},
+            )
+            # The registry logs "response completed with error" once per error of a request (a manifest PUT
+            # can fail with DIGEST_INVALID and MANIFEST_BLOB_UNKNOWN at once): the first line is the request,
+            # the others are kept as log_events of kind request_error.
+            con.execute(
+                """UPDATE _cls SET cls = 'event' WHERE cls = 'request' AND request_id IS NOT NULL AND line_no IN (
+                       SELECT line_no FROM (SELECT line_no, row_number() OVER (
+                           PARTITION BY request_id ORDER BY line_no) AS k FROM _cls WHERE cls = 'request')
+                       WHERE k > 1)"""
             )
             # a request or event without a readable time is a reject
             con.execute(

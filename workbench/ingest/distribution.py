@@ -76,6 +76,8 @@ def ts_sql(expr: str, tz_param: str = "$tz") -> str:
 class _RegistryLog(Format):
     family = "registry"
     tables = ("requests", "log_events")
+    layer = "registry"  # layer of app-log requests and events
+    access_layer = "registry-access"  # layer of the combined access-log lines in the same stream
 
     #: SQL over `_in` (line_no, text, wrap_*) giving `_kv`: line_no, text, ok (parsed), and one column per
     #: REQUEST_KEYS name plus `fields` (the rest as JSON text)
@@ -129,31 +131,31 @@ class _RegistryLog(Format):
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _req AS
-                SELECT coalesce(tsv, wrap_ts) AS ts, 'registry' AS layer, {inst} AS instance, request_id, method, uri,
+                SELECT coalesce(tsv, wrap_ts) AS ts, $layer AS layer, {inst} AS instance, request_id, method, uri,
                        status, go_dur(duration) AS duration_s, written AS bytes_out, content_length AS bytes_in,
                        remote_addr, user_agent, err_code AS error_code, err_message AS error_message,
                        err_detail AS error_detail, NULL::DOUBLE AS storage_duration_s,
                        NULL::DOUBLE AS upstream_duration_s, NULL AS upstream_status, line_no
                 FROM _cls WHERE cls = 'request'
                 UNION ALL
-                SELECT {clf_time_sql('acc.time')} AS ts, 'registry-access', coalesce($inst, wrap_host), NULL,
+                SELECT {clf_time_sql('acc.time')} AS ts, $access_layer, coalesce($inst, wrap_host), NULL,
                        {m.replace('a.request', 'acc.request')}, {u.replace('a.request', 'acc.request')},
                        acc.status, NULL, acc.bytes, NULL, acc.remote, acc.ua, NULL, NULL, NULL, NULL, NULL, NULL,
                        line_no
                 FROM _cls WHERE cls = 'access'
                 """,
-                {"inst": ctx.instance},
+                {"inst": ctx.instance, "layer": self.layer, "access_layer": self.access_layer},
             )
             requests = finish_requests(con, "_req", ctx.source_file)
             events = con.sql(
                 f"""
-                SELECT coalesce(tsv, wrap_ts) AS ts, 'registry' AS layer, {inst} AS instance,
+                SELECT coalesce(tsv, wrap_ts) AS ts, $layer AS layer, {inst} AS instance,
                        lower(level) AS level, msg AS message, {EVENT_KIND_SQL} AS kind,
                        norm_code(err_code) AS error_code, coalesce(error, err_detail, err_message) AS error_detail,
                        request_id, vars_name AS repository, fields, $src AS source_file, line_no
                 FROM _cls WHERE cls = 'event' ORDER BY line_no
                 """,
-                params={"inst": ctx.instance, "src": ctx.source_file},
+                params={"inst": ctx.instance, "src": ctx.source_file, "layer": self.layer},
             ).to_arrow_table()
             rejects = rejects_from(
                 con,
@@ -204,7 +206,7 @@ class RegistryJSON(_RegistryLog):
 
     def looks_like(self, line: str) -> bool:
         s = line.lstrip()
-        return s.startswith("{") and ('"msg"' in s or '"level"' in s) and '"time"' in s
+        return s.startswith("{") and '"msg"' in s and '"time"' in s
 
 
 _KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""

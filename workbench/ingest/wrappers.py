@@ -66,9 +66,14 @@ class Wrapper:
         con.register("_blk", block)
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wrap AS {extract_sql}", params or [])
+            # blank lines between wrapped lines are counted skips, not rejects
             rejects = con.sql(
-                f"SELECT line_no, 'not a {self.name} line' AS reason, text FROM _wrap WHERE NOT ok ORDER BY line_no"
+                f"SELECT line_no, 'not a {self.name} line' AS reason, text FROM _wrap "
+                "WHERE NOT ok AND trim(coalesce(text, '')) <> '' ORDER BY line_no"
             ).to_arrow_table().cast(REJECT_COLUMNS)
+            blank_nos = con.sql(
+                "SELECT line_no FROM _wrap WHERE NOT ok AND trim(coalesce(text, '')) = ''"
+            ).to_arrow_table().column(0)
             # group partial pieces with the complete piece that ends them
             con.execute(
                 """
@@ -104,8 +109,10 @@ class Wrapper:
             held = int(pc.sum(mask).as_py())
             # rejects among held rows are re-read with the next block: drop them here
             rejects = rejects.filter(pc.less(rejects.column("line_no"), held_from))
+            blank_nos = pc.filter(blank_nos, pc.less(blank_nos, held_from))
         lines = as_block(out.drop_columns(["pieces"]))
-        return WrapResult(lines, rejects, {"partial_joined": joined} if joined else {}, held)
+        skipped = {"partial_joined": joined, "blank": len(blank_nos)}
+        return WrapResult(lines, rejects, {k: v for k, v in skipped.items() if v}, held)
 
 
 class CRI(Wrapper):

@@ -22,7 +22,7 @@ CLIENTS: list[tuple[str, str]] = [
     ("crane", r"(?:^|\s)crane/v?([^\s]+)"),
     ("skopeo", r"^skopeo/v?([^\s]+)"),
     ("podman", r"^(?:libpod|podman)/v?([^\s]+)"),
-    ("buildah", r"^buildah/v?([^\s]+)"),
+    ("buildah", r"^(?i:buildah)/v?([^\s]+)"),
     ("containers-image", r"^containers/v?([^\s]+) \(github\.com/containers/image\)"),
     ("docker", r"^docker/v?([^\s]+)"),
     ("docker-registry", r"^distribution/v?([^\s]+)"),

@@ -143,7 +143,7 @@ class DockerJSON(Wrapper):
             SELECT line_no, text, ok, CASE WHEN suffix(l, chr(10)) THEN left(l, -1) ELSE l END AS piece,
                    suffix(l, chr(10)) AS complete, TRY_CAST(tm AS TIMESTAMPTZ) AS wrap_ts,
                    wrap_host, coalesce(st, wrap_program) AS wrap_program
-            FROM (SELECT *, json_valid(text) AND json_extract_string(text, '$.log') IS NOT NULL AS ok,
+            FROM (SELECT *, coalesce(CASE WHEN json_valid(text) THEN json_extract_string(text, '$.log') IS NOT NULL END, false) AS ok,
                          CASE WHEN json_valid(text) THEN json_extract_string(text, '$.log') END AS l,
                          CASE WHEN json_valid(text) THEN json_extract_string(text, '$.time') END AS tm,
                          wrap_program AS st
@@ -163,7 +163,7 @@ class JournaldJSON(Wrapper):
             SELECT line_no, text, ok, msg AS piece, true AS complete,
                    make_timestamptz(TRY_CAST(rt AS BIGINT)) AS wrap_ts, host AS wrap_host, prog AS wrap_program
             FROM (SELECT line_no, text,
-                    json_valid(text) AND json_type(text, '$.MESSAGE') = 'VARCHAR' AS ok,
+                    coalesce(CASE WHEN json_valid(text) THEN json_type(text, '$.MESSAGE') = 'VARCHAR' END, false) AS ok,
                     CASE WHEN json_valid(text) THEN json_extract_string(text, '$.MESSAGE') END AS msg,
                     CASE WHEN json_valid(text) THEN json_extract_string(text, '$.__REALTIME_TIMESTAMP') END AS rt,
                     CASE WHEN json_valid(text) THEN json_extract_string(text, '$._HOSTNAME') END AS host,

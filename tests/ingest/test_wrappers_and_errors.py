@@ -99,3 +99,27 @@ def test_one_folder_of_every_format_reconciles_via_cli(tmp_path, fixtures):
     n_ev = con.sql("SELECT count(*) FROM log_events").fetchall()[0][0]
     n_rej = con.sql("SELECT count(*) FROM rejects").fetchall()[0][0]
     assert n_req + n_ev == t["rows"] and n_rej == t["rejects"]
+
+
+def test_cri_partial_line_joined_across_block_boundary(fixtures):
+    import pyarrow as pa
+
+    from workbench.case import new_connection
+    from workbench.ingest.base import Context
+    from workbench.ingest.wrappers import CRI, as_block
+
+    texts = (fixtures / "wrapped" / "cri-registry-json.log").read_text().splitlines()
+    cut = next(i for i, t in enumerate(texts) if " P " in t[:40]) + 1  # block ends right after a P piece
+    ctx = Context(con=new_connection(), source_file="cri")
+
+    def block(lo, hi):
+        return as_block(pa.table({"line_no": pa.array(range(lo + 1, hi + 1), pa.int64()),
+                                  "text": pa.array(texts[lo:hi], pa.string())}))
+
+    first = CRI().unwrap(ctx, block(0, cut), final=False)
+    assert first.held_back >= 1 and first.rejects.num_rows == 0
+    carry = block(cut - first.held_back, cut)
+    second = CRI().unwrap(ctx, pa.concat_tables([carry, block(cut, len(texts))]), final=True)
+    whole = first.lines.column("text").to_pylist() + second.lines.column("text").to_pylist()
+    assert len(whole) == 12
+    assert whole == (fixtures / "registry" / "real" / "distribution-2.8.2-json.log").read_text().splitlines()[:12]

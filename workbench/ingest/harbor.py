@@ -50,8 +50,8 @@ class _HarborRegistryText(RegistryText):
 
 class Harbor(_HarborRegistryText):
     name = "harbor"
-    description = ("Harbor logs (registry, core, …) as its log container writes them (syslog prefix "
-                   "`registry[pid]:`), or the same lines from Kubernetes")
+    description = ("Harbor logs (registry, core, …) as its log container writes them (syslog prefix with the "
+                   "program name: registry, core, …), or the same lines from Kubernetes")
     example = ('Jan  9 03:39:48 172.18.0.1 registry[660]: time="2018-01-09T03:39:48.839666677Z" level=error '
                'msg="response completed with error" err.code="blob unknown" … http.response.status=404')
 

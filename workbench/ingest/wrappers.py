@@ -176,7 +176,7 @@ class JournaldJSON(Wrapper):
 
 class Syslog(Wrapper):
     name = "syslog"
-    description = ("syslog prefix: RFC 3164 (`Nov 28 06:29:38 host prog[pid]: `, year from the file time, zone "
+    description = ("syslog prefix: RFC 3164 (`Nov 28 06:29:38 host prog: ` with an optional pid, year from the file time, zone "
                    "from --tz), RFC 5424, or an ISO timestamp (rsyslog)")
     example = "Nov 28 06:29:38 172.18.0.1 registry[1203]: time=\"2026-11-28T06:29:38Z\" level=info msg=\"...\""
     pattern = re.compile(

@@ -56,7 +56,7 @@ LOG_EVENTS = pa.schema(
         _f("instance", pa.string(), "Host, pod or file-derived instance name"),
         _f("level", pa.string(), "Log level, lower case (debug, info, warning, error, fatal, panic)"),
         _f("message", pa.string(), "The log message"),
-        _f("kind", pa.string(), "Classification: storage_error, db_error, panic, gc, auth, startup, request_start, other"),
+        _f("kind", pa.string(), "Classification: storage_error, db_error, panic, gc, auth, startup, request_start, request_error (a further error of a logged request), other"),
         _f("error_code", pa.string(), "Error code where logged"),
         _f("error_detail", pa.string(), "Error text or detail"),
         _f("request_id", pa.string(), "Request id where logged"),

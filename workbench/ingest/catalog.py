@@ -8,11 +8,15 @@ from .wrappers import WRAPPERS, Wrapper, as_block
 
 
 def _formats() -> list[Format]:
-    from . import (distribution, gc, haproxy, kernel, kubernetes, netstat, nginx, pg_snapshots, postgres,
-                   prometheus, redis, sysstat, tls)
+    from . import (distribution, gc, gitlab, harbor, haproxy, kernel, kubernetes, netstat, nginx, pg_snapshots,
+                   postgres, prometheus, redis, sysstat, tls, zot)
     from .base import Empty
 
+    # more specific formats first: on equal scores the earlier one wins
     return [
+        *gitlab.FORMATS,
+        *zot.FORMATS,
+        *harbor.FORMATS,
         *gc.FORMATS,  # before the registry logs: a file of upload-purge lines alone is GC evidence
         *kubernetes.FORMATS,  # before the registry logs: containerd writes logrus lines too
         *distribution.FORMATS,
@@ -52,6 +56,10 @@ def detect(ctx: Context, head: list[str], forced: str | None = None) -> tuple[li
 
     wrappers: list[Wrapper] = []
     lines = head
+    # a format may know its own wrapped form (Harbor's `registry[pid]:` syslog lines): it gets the file even
+    # though the wrapper is removed before parsing
+    raw_scores = [(f.sniff_raw(head), f) for f in FORMATS if hasattr(f, "sniff_raw")]
+    claimed = max(raw_scores, key=lambda x: x[0], default=(0.0, None))
     for _ in range(3):
         scored = sorted(((w().sniff(lines), w) for w in WRAPPERS), key=lambda x: -x[0])
         if not scored or scored[0][0] < 0.6:
@@ -73,6 +81,8 @@ def detect(ctx: Context, head: list[str], forced: str | None = None) -> tuple[li
         return wrappers, fmt
     if not lines:
         return wrappers, get_format("empty")
+    if claimed[0] >= 0.6:
+        return wrappers, claimed[1]
     scores = sorted(((f.sniff(lines), i, f) for i, f in enumerate(FORMATS)), key=lambda x: (-x[0], x[1]))
     best_score, _, best = scores[0]
     if best_score < SNIFF_MIN:

@@ -22,11 +22,12 @@ CLIENTS: list[tuple[str, str]] = [
     ("crane", r"(?:^|\s)crane/v?([^\s]+)"),
     ("skopeo", r"^skopeo/v?([^\s]+)"),
     ("podman", r"^(?:libpod|podman)/v?([^\s]+)"),
-    ("buildah", r"^buildah/v?([^\s]+)"),
+    ("buildah", r"^(?i:buildah)/v?([^\s]+)"),
     ("containers-image", r"^containers/v?([^\s]+) \(github\.com/containers/image\)"),
     ("docker", r"^docker/v?([^\s]+)"),
     ("docker-registry", r"^distribution/v?([^\s]+)"),
     ("harbor", r"^harbor-[a-z-]+/?([^\s]*)"),
+    ("gitlab", r"^GitLab/v?([^\s]+)"),
     ("go-containerregistry", r"go-containerregistry/v?([^\s]+)"),
     ("oras", r"^oras/v?([^\s]+)"),
     ("helm", r"^Helm/v?([^\s]+)"),
@@ -41,7 +42,8 @@ CLIENTS: list[tuple[str, str]] = [
     ("browser", r"^Mozilla/([^\s]+)"),
 ]
 
-ROUTE_RE = r"^/v2/(.+?)/(manifests|blobs/uploads|blobs|tags|referrers)(?:/([^/]*))?/?$"
+# GitLab deletes tags with /v2/<name>/tags/reference/<tag>
+ROUTE_RE = r"^/v2/(.+?)/(manifests|blobs/uploads|blobs|tags/reference|tags|referrers)(?:/([^/]*))?/?$"
 
 MACROS = [
     # Go time.Duration strings: 850µs 850us 12.345678ms 1.2s 1m51.900179248s 2h3m 0s; by suffix and cast,
@@ -153,13 +155,13 @@ def finish_requests(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) 
                     WHEN g.kind = 'manifests' THEN 'manifest'
                     WHEN g.kind = 'blobs/uploads' THEN 'blob_upload'
                     WHEN g.kind = 'blobs' THEN 'blob'
-                    WHEN g.kind = 'tags' THEN 'tags'
+                    WHEN g.kind IN ('tags', 'tags/reference') THEN 'tags'
                     WHEN g.kind = 'referrers' THEN 'referrers'
                     WHEN p IN ('/v2', '/v2/') THEN 'base'
                     WHEN starts_with(p, '/v2/_catalog') THEN 'catalog'
                     ELSE 'other'
                 END AS route,
-                CASE WHEN g.kind IN ('manifests', 'blobs', 'referrers') AND g.ref <> '' THEN g.ref END AS reference,
+                CASE WHEN g.kind IN ('manifests', 'blobs', 'referrers', 'tags/reference') AND g.ref <> '' THEN g.ref END AS reference,
                 TRY_CAST(status AS INTEGER) AS status, CAST(duration_s AS DOUBLE) AS duration_s,
                 TRY_CAST(bytes_out AS BIGINT) AS bytes_out, TRY_CAST(bytes_in AS BIGINT) AS bytes_in,
                 strip_port(remote_addr) AS remote_ip, nullif_dash(m.user_agent) AS user_agent,

@@ -49,6 +49,7 @@ EVENT_KIND_SQL = """
         WHEN regexp_matches(coalesce(msg, '') || ' ' || coalesce(error, '') || ' ' || coalesce(err_detail, ''),
              '(?i)SlowDown|s3aws|storagedriver|storage driver|RequestTimeout|InternalError.*s3|blob upload|no space left|gcs:|azure:|filesystem:')
              THEN 'storage_error'
+        WHEN regexp_matches(coalesce(msg, ''), '(?i)\\bnot configured\\b') THEN 'startup'
         WHEN regexp_matches(coalesce(msg, '') || ' ' || coalesce(error, ''),
              '(?i)acquire connection|database|pgx|pq:|too many clients|remaining connection slots|sql:|redis')
              THEN 'db_error'
@@ -58,6 +59,7 @@ EVENT_KIND_SQL = """
              THEN 'auth'
         WHEN regexp_matches(coalesce(msg, ''), '(?i)listening on|starting|configuration|not configured|version=')
              THEN 'startup'
+        WHEN msg = 'response completed with error' THEN 'request_error'
         ELSE 'other'
     END
 """
@@ -74,6 +76,8 @@ def ts_sql(expr: str, tz_param: str = "$tz") -> str:
 class _RegistryLog(Format):
     family = "registry"
     tables = ("requests", "log_events")
+    layer = "registry"  # layer of app-log requests and events
+    access_layer = "registry-access"  # layer of the combined access-log lines in the same stream
 
     #: SQL over `_in` (line_no, text, wrap_*) giving `_kv`: line_no, text, ok (parsed), and one column per
     #: REQUEST_KEYS name plus `fields` (the rest as JSON text)
@@ -109,6 +113,15 @@ class _RegistryLog(Format):
                 """,
                 {"tz": ctx.tz},
             )
+            # The registry logs "response completed with error" once per error of a request (a manifest PUT
+            # can fail with DIGEST_INVALID and MANIFEST_BLOB_UNKNOWN at once): the first line is the request,
+            # the others are kept as log_events of kind request_error.
+            con.execute(
+                """UPDATE _cls SET cls = 'event' WHERE cls = 'request' AND request_id IS NOT NULL AND line_no IN (
+                       SELECT line_no FROM (SELECT line_no, row_number() OVER (
+                           PARTITION BY request_id ORDER BY line_no) AS k FROM _cls WHERE cls = 'request')
+                       WHERE k > 1)"""
+            )
             # a request or event without a readable time is a reject
             con.execute(
                 """UPDATE _cls SET cls = 'badtime' WHERE cls IN ('request', 'event') AND tsv IS NULL
@@ -118,31 +131,31 @@ class _RegistryLog(Format):
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _req AS
-                SELECT coalesce(tsv, wrap_ts) AS ts, 'registry' AS layer, {inst} AS instance, request_id, method, uri,
+                SELECT coalesce(tsv, wrap_ts) AS ts, $layer AS layer, {inst} AS instance, request_id, method, uri,
                        status, go_dur(duration) AS duration_s, written AS bytes_out, content_length AS bytes_in,
                        remote_addr, user_agent, err_code AS error_code, err_message AS error_message,
                        err_detail AS error_detail, NULL::DOUBLE AS storage_duration_s,
                        NULL::DOUBLE AS upstream_duration_s, NULL AS upstream_status, line_no
                 FROM _cls WHERE cls = 'request'
                 UNION ALL
-                SELECT {clf_time_sql('acc.time')} AS ts, 'registry-access', coalesce($inst, wrap_host), NULL,
+                SELECT {clf_time_sql('acc.time')} AS ts, $access_layer, coalesce($inst, wrap_host), NULL,
                        {m.replace('a.request', 'acc.request')}, {u.replace('a.request', 'acc.request')},
                        acc.status, NULL, acc.bytes, NULL, acc.remote, acc.ua, NULL, NULL, NULL, NULL, NULL, NULL,
                        line_no
                 FROM _cls WHERE cls = 'access'
                 """,
-                {"inst": ctx.instance},
+                {"inst": ctx.instance, "layer": self.layer, "access_layer": self.access_layer},
             )
             requests = finish_requests(con, "_req", ctx.source_file)
             events = con.sql(
                 f"""
-                SELECT coalesce(tsv, wrap_ts) AS ts, 'registry' AS layer, {inst} AS instance,
+                SELECT coalesce(tsv, wrap_ts) AS ts, $layer AS layer, {inst} AS instance,
                        lower(level) AS level, msg AS message, {EVENT_KIND_SQL} AS kind,
                        norm_code(err_code) AS error_code, coalesce(error, err_detail, err_message) AS error_detail,
                        request_id, vars_name AS repository, fields, $src AS source_file, line_no
                 FROM _cls WHERE cls = 'event' ORDER BY line_no
                 """,
-                params={"inst": ctx.instance, "src": ctx.source_file},
+                params={"inst": ctx.instance, "src": ctx.source_file, "layer": self.layer},
             ).to_arrow_table()
             rejects = rejects_from(
                 con,
@@ -193,7 +206,7 @@ class RegistryJSON(_RegistryLog):
 
     def looks_like(self, line: str) -> bool:
         s = line.lstrip()
-        return s.startswith("{") and ('"msg"' in s or '"level"' in s) and '"time"' in s
+        return s.startswith("{") and '"msg"' in s and '"time"' in s
 
 
 _KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""

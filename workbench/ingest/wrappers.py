@@ -66,9 +66,14 @@ class Wrapper:
         con.register("_blk", block)
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wrap AS {extract_sql}", params or [])
+            # blank lines between wrapped lines are counted skips, not rejects
             rejects = con.sql(
-                f"SELECT line_no, 'not a {self.name} line' AS reason, text FROM _wrap WHERE NOT ok ORDER BY line_no"
+                f"SELECT line_no, 'not a {self.name} line' AS reason, text FROM _wrap "
+                "WHERE NOT ok AND trim(coalesce(text, '')) <> '' ORDER BY line_no"
             ).to_arrow_table().cast(REJECT_COLUMNS)
+            blank_nos = con.sql(
+                "SELECT line_no FROM _wrap WHERE NOT ok AND trim(coalesce(text, '')) = ''"
+            ).to_arrow_table().column(0)
             # group partial pieces with the complete piece that ends them
             con.execute(
                 """
@@ -104,8 +109,10 @@ class Wrapper:
             held = int(pc.sum(mask).as_py())
             # rejects among held rows are re-read with the next block: drop them here
             rejects = rejects.filter(pc.less(rejects.column("line_no"), held_from))
+            blank_nos = pc.filter(blank_nos, pc.less(blank_nos, held_from))
         lines = as_block(out.drop_columns(["pieces"]))
-        return WrapResult(lines, rejects, {"partial_joined": joined} if joined else {}, held)
+        skipped = {"partial_joined": joined, "blank": len(blank_nos)}
+        return WrapResult(lines, rejects, {k: v for k, v in skipped.items() if v}, held)
 
 
 class CRI(Wrapper):
@@ -136,7 +143,7 @@ class DockerJSON(Wrapper):
             SELECT line_no, text, ok, CASE WHEN suffix(l, chr(10)) THEN left(l, -1) ELSE l END AS piece,
                    suffix(l, chr(10)) AS complete, TRY_CAST(tm AS TIMESTAMPTZ) AS wrap_ts,
                    wrap_host, coalesce(st, wrap_program) AS wrap_program
-            FROM (SELECT *, json_valid(text) AND json_extract_string(text, '$.log') IS NOT NULL AS ok,
+            FROM (SELECT *, coalesce(CASE WHEN json_valid(text) THEN json_extract_string(text, '$.log') IS NOT NULL END, false) AS ok,
                          CASE WHEN json_valid(text) THEN json_extract_string(text, '$.log') END AS l,
                          CASE WHEN json_valid(text) THEN json_extract_string(text, '$.time') END AS tm,
                          wrap_program AS st
@@ -156,7 +163,7 @@ class JournaldJSON(Wrapper):
             SELECT line_no, text, ok, msg AS piece, true AS complete,
                    make_timestamptz(TRY_CAST(rt AS BIGINT)) AS wrap_ts, host AS wrap_host, prog AS wrap_program
             FROM (SELECT line_no, text,
-                    json_valid(text) AND json_type(text, '$.MESSAGE') = 'VARCHAR' AS ok,
+                    coalesce(CASE WHEN json_valid(text) THEN json_type(text, '$.MESSAGE') = 'VARCHAR' END, false) AS ok,
                     CASE WHEN json_valid(text) THEN json_extract_string(text, '$.MESSAGE') END AS msg,
                     CASE WHEN json_valid(text) THEN json_extract_string(text, '$.__REALTIME_TIMESTAMP') END AS rt,
                     CASE WHEN json_valid(text) THEN json_extract_string(text, '$._HOSTNAME') END AS host,
@@ -169,7 +176,7 @@ class JournaldJSON(Wrapper):
 
 class Syslog(Wrapper):
     name = "syslog"
-    description = ("syslog prefix: RFC 3164 (`Nov 28 06:29:38 host prog[pid]: `, year from the file time, zone "
+    description = ("syslog prefix: RFC 3164 (`Nov 28 06:29:38 host prog: ` with an optional pid, year from the file time, zone "
                    "from --tz), RFC 5424, or an ISO timestamp (rsyslog)")
     example = "Nov 28 06:29:38 172.18.0.1 registry[1203]: time=\"2026-11-28T06:29:38Z\" level=info msg=\"...\""
     pattern = re.compile(

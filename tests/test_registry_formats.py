@@ -59,3 +59,12 @@ def test_identical_scrapes_with_different_times_in_their_names_both_count(tmp_pa
     assert again["files"][0]["status"] == "already ingested"
     con = Case(tmp_path / "case").connect()
     assert con.sql("SELECT count(DISTINCT ts) FROM metric_samples").fetchall()[0][0] == 2
+
+
+def test_text_line_inside_a_json_registry_log_is_read(tmp_path, fixtures):
+    # the real JSON-formatted registry writes its debug-server line in logrus text at some starts
+    d = ingest(tmp_path / "case", [fixtures / "lab" / "registry-json.log"]).to_dict()["files"][0]
+    assert d["format"] == "registry-json" and d["rejects"] == 0 and d["balanced"]
+    con = Case(tmp_path / "case").connect()
+    msg = con.sql("SELECT message FROM log_events WHERE line_no = 1").fetchall()
+    assert msg and msg[0][0].startswith("debug server listening")

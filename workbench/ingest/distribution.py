@@ -174,7 +174,7 @@ class _RegistryLog(Format):
         )
 
 
-def _json_extract_sql() -> str:
+def _json_extract_sql(source: str = "_in") -> str:
     struct = ", ".join(f'"{v}": "VARCHAR"' for v in REQUEST_KEYS.values())
     cols = ", ".join(f'j."{v}" AS {k}' for k, v in REQUEST_KEYS.items())
     drop = ", ".join(f'"{k}": null' for k in ("time", "level", "msg"))
@@ -184,7 +184,26 @@ def _json_extract_sql() -> str:
         FROM (SELECT *, CASE WHEN starts_with(ltrim(text), '{{') AND json_valid(text)
                                   AND json_type(text) = 'OBJECT'
                              THEN json_transform(text, '{{{struct}}}') END AS j
-              FROM _in)
+              FROM {source})
+    """
+
+
+_KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""
+
+
+def _text_extract_sql(source: str = "_in") -> str:
+    cols = ", ".join(f"m['{v}'] AS {k}" for k, v in REQUEST_KEYS.items())
+    known = ", ".join(f"'{k}'" for k in ("time", "level", "msg"))
+    return f"""
+        SELECT line_no, text, wrap_ts, wrap_host, wrap_program, m IS NOT NULL AND m['time'] IS NOT NULL AS ok, {cols},
+               CASE WHEN m IS NOT NULL THEN CAST(to_json(map_from_entries(list_filter(map_entries(m),
+                   lambda e: e.key NOT IN ({known})))) AS VARCHAR) END AS fields
+        FROM (SELECT *, CASE WHEN regexp_matches(text, '^(time|level)=') THEN TRY(map_from_entries(list_transform(
+                    regexp_extract_all(text, '{_KV_RE.replace(chr(39), chr(39) * 2)}'),
+                    lambda p: {{'key': split_part(p, '=', 1),
+                                'value': logrus_unquote(substr(p, strpos(p, '=') + 1))}})))
+                    END AS m
+              FROM {source})
     """
 
 
@@ -202,30 +221,17 @@ class RegistryJSON(_RegistryLog):
         '"vars.name":"library/app","vars.reference":"missing"}'
     )
     reject_reason = "not a JSON object and not an access-log line"
-    extract_sql = _json_extract_sql()
+    # The JSON-formatted registry still writes a logrus text line now and then (the debug server's
+    # "listening" line races the formatter set-up at start): read those as text rather than reject them.
+    extract_sql = (
+        _json_extract_sql("(SELECT * FROM _in WHERE NOT regexp_matches(text, '^(time|level)='))")
+        + " UNION ALL "
+        + _text_extract_sql("(SELECT * FROM _in WHERE regexp_matches(text, '^(time|level)='))")
+    )
 
     def looks_like(self, line: str) -> bool:
         s = line.lstrip()
         return s.startswith("{") and '"msg"' in s and '"time"' in s
-
-
-_KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""
-
-
-def _text_extract_sql() -> str:
-    cols = ", ".join(f"m['{v}'] AS {k}" for k, v in REQUEST_KEYS.items())
-    known = ", ".join(f"'{k}'" for k in ("time", "level", "msg"))
-    return f"""
-        SELECT line_no, text, wrap_ts, wrap_host, wrap_program, m IS NOT NULL AND m['time'] IS NOT NULL AS ok, {cols},
-               CASE WHEN m IS NOT NULL THEN CAST(to_json(map_from_entries(list_filter(map_entries(m),
-                   lambda e: e.key NOT IN ({known})))) AS VARCHAR) END AS fields
-        FROM (SELECT *, CASE WHEN regexp_matches(text, '^(time|level)=') THEN TRY(map_from_entries(list_transform(
-                    regexp_extract_all(text, '{_KV_RE.replace(chr(39), chr(39) * 2)}'),
-                    lambda p: {{'key': split_part(p, '=', 1),
-                                'value': logrus_unquote(substr(p, strpos(p, '=') + 1))}})))
-                    END AS m
-              FROM _in)
-    """
 
 
 class RegistryText(_RegistryLog):

@@ -141,8 +141,7 @@ class RegistryGC(Format):
                 elif k == "purge_end":
                     if purge is None:
                         purge = (no, ts, {})
-                    else:
-                        out.used += 1
+                    out.used += 1
                     purge[2].update(deleted=int(mm.group(1)), errors=int(mm.group(2)))
                     self._purge(ctx, out, purge, ts, no)
                     purge = None

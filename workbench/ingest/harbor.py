@@ -61,7 +61,8 @@ class Harbor(_HarborRegistryText):
         core = sum(1 for ln in lines if _CORE_PY.match(ln) or _BEEGO_PY.match(ln))
         if not core:
             return 0.0
-        reg = sum(1 for ln in lines if super().looks_like(ln) or COMBINED_PY.match(ln))
+        registry_line = super().looks_like  # zero-argument super() does not work inside a generator
+        reg = sum(1 for ln in lines if registry_line(ln) or COMBINED_PY.match(ln))
         return (core + reg) / len(lines)
 
     def sniff_raw(self, lines: list[str]) -> float:

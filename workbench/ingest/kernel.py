@@ -121,8 +121,8 @@ class KernelOOM(Format):
                 boot, basis_mono = ctx.at.astimezone(dt.UTC), "boot_at"
                 ctx.note("kernel uptimes counted from --at as the boot time")
             else:
-                assert ctx.file_mtime is not None
-                boot, basis_mono = ctx.file_mtime - dt.timedelta(seconds=max(monos)), "boot_estimate"
+                mtime = ctx.file_mtime or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+                boot, basis_mono = mtime - dt.timedelta(seconds=max(monos)), "boot_estimate"
                 ctx.note("kernel uptimes counted from an estimated boot time (file time less the last uptime); "
                          "pass --at BOOT_TIME for exact times")
         report: dict = {}

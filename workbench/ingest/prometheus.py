@@ -39,7 +39,7 @@ _ISO_IN_NAME = re.compile(
 )
 _EPOCH_IN_NAME = re.compile(r"(?<![\d.])(1[5-9]\d{8}|[2-3]\d{9})(\d{3})?(?![\d])")
 
-KINDS = ("sample", "capture", "filename", "at", "file_mtime")
+KINDS = ("sample", "capture", "filename", "at", "file_mtime", "unknown")
 
 
 def time_from_name(name: str, tz: str = "UTC") -> dt.datetime | None:
@@ -170,6 +170,7 @@ _BASIS_NOTE = {
     "filename": "scrape time: the time in the file name",
     "at": "scrape time: --at (the file carries no time)",
     "file_mtime": "scrape time: the file's modification time (no time in the samples or the name; pass --at)",
+    "unknown": "scrape time: unknown (no time in the samples, the name or the file; pass --at)",
 }
 
 
@@ -179,7 +180,8 @@ def _default_time(ctx: Context) -> tuple[dt.datetime, str]:
         return t, "filename"
     if ctx.at is not None:
         return ctx.at, "at"
-    assert ctx.file_mtime is not None
+    if ctx.file_mtime is None:
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "unknown"
     return ctx.file_mtime, "file_mtime"
 
 

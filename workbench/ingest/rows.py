@@ -101,8 +101,10 @@ def fallback_time(ctx: Context) -> tuple[dt.datetime, str]:
     if ctx.at is not None:
         ctx.note("times: --at (the lines carry none)")
         return ctx.at.astimezone(dt.UTC), "at"
+    if ctx.file_mtime is None:
+        ctx.note("times: unknown (the lines carry none and there is no file time; pass --at)")
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "unknown"
     ctx.note("times: the file's modification time (the lines carry none; pass --at)")
-    assert ctx.file_mtime is not None
     return ctx.file_mtime, "file_mtime"
 
 

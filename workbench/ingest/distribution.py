@@ -66,10 +66,14 @@ EVENT_KIND_SQL = """
 
 
 def ts_sql(expr: str, tz_param: str = "$tz") -> str:
-    """SQL: a log timestamp string to TIMESTAMPTZ; strings without a zone are read in --tz."""
+    """SQL: a log timestamp string to TIMESTAMPTZ; strings without a zone are read in --tz.
+
+    A CASE, so the common `…Z` form costs one suffix test and the zone regex runs only on the rest.
+    """
     return (
-        f"CASE WHEN suffix({expr}, 'Z') OR suffix({expr}, 'z') OR regexp_matches({expr}, '[+-]\\d\\d:?\\d\\d$') "
-        f"THEN TRY_CAST({expr} AS TIMESTAMPTZ) ELSE timezone({tz_param}, TRY_CAST({expr} AS TIMESTAMP)) END"
+        f"CASE WHEN suffix({expr}, 'Z') OR suffix({expr}, 'z') THEN TRY_CAST({expr} AS TIMESTAMPTZ) "
+        f"WHEN regexp_matches({expr}, '[+-]\\d\\d:?\\d\\d$') THEN TRY_CAST({expr} AS TIMESTAMPTZ) "
+        f"ELSE timezone({tz_param}, TRY_CAST({expr} AS TIMESTAMP)) END"
     )
 
 
@@ -124,8 +128,9 @@ class _RegistryLog(Format):
             )
             # a request or event without a readable time is a reject
             con.execute(
-                """UPDATE _cls SET cls = 'badtime' WHERE cls IN ('request', 'event') AND tsv IS NULL
-                   AND wrap_ts IS NULL"""
+                f"""UPDATE _cls SET cls = 'badtime' WHERE wrap_ts IS NULL AND (
+                       (cls IN ('request', 'event') AND tsv IS NULL)
+                       OR (cls = 'access' AND {clf_time_sql('acc.time')} IS NULL))"""
             )
             inst = "coalesce($inst, instance_id, wrap_host)"
             con.execute(
@@ -138,7 +143,7 @@ class _RegistryLog(Format):
                        NULL::DOUBLE AS upstream_duration_s, NULL AS upstream_status, line_no
                 FROM _cls WHERE cls = 'request'
                 UNION ALL
-                SELECT {clf_time_sql('acc.time')} AS ts, $access_layer, coalesce($inst, wrap_host), NULL,
+                SELECT coalesce({clf_time_sql('acc.time')}, wrap_ts) AS ts, $access_layer, coalesce($inst, wrap_host), NULL,
                        {m.replace('a.request', 'acc.request')}, {u.replace('a.request', 'acc.request')},
                        acc.status, NULL, acc.bytes, NULL, acc.remote, acc.ua, NULL, NULL, NULL, NULL, NULL, NULL,
                        line_no
@@ -152,7 +157,9 @@ class _RegistryLog(Format):
                 SELECT coalesce(tsv, wrap_ts) AS ts, $layer AS layer, {inst} AS instance,
                        lower(level) AS level, msg AS message, {EVENT_KIND_SQL} AS kind,
                        norm_code(err_code) AS error_code, coalesce(error, err_detail, err_message) AS error_detail,
-                       request_id, vars_name AS repository, fields, $src AS source_file, line_no
+                       request_id, vars_name AS repository,
+                       coalesce(fields, CASE WHEN starts_with(ltrim(text), '{{') THEN {JSON_FIELDS_SQL} END) AS fields,
+                       $src AS source_file, line_no
                 FROM _cls WHERE cls = 'event' ORDER BY line_no
                 """,
                 params={"inst": ctx.instance, "src": ctx.source_file, "layer": self.layer},
@@ -175,17 +182,20 @@ class _RegistryLog(Format):
 
 
 def _json_extract_sql(source: str = "_in") -> str:
+    """One JSON parse per line (TRY: a broken object is NULL, then a reject); `fields` is left for events."""
     struct = ", ".join(f'"{v}": "VARCHAR"' for v in REQUEST_KEYS.values())
     cols = ", ".join(f'j."{v}" AS {k}' for k, v in REQUEST_KEYS.items())
-    drop = ", ".join(f'"{k}": null' for k in ("time", "level", "msg"))
     return f"""
         SELECT line_no, text, wrap_ts, wrap_host, wrap_program, j IS NOT NULL AS ok, {cols},
-               CASE WHEN j IS NOT NULL THEN CAST(json_merge_patch(text, '{{{drop}}}') AS VARCHAR) END AS fields
-        FROM (SELECT *, CASE WHEN starts_with(ltrim(text), '{{') AND json_valid(text)
-                                  AND json_type(text) = 'OBJECT'
-                             THEN json_transform(text, '{{{struct}}}') END AS j
+               NULL::VARCHAR AS fields
+        FROM (SELECT *, CASE WHEN starts_with(ltrim(text), '{{')
+                             THEN TRY(json_transform(text, '{{{struct}}}')) END AS j
               FROM {source})
     """
+
+
+# The other fields of a JSON line, for log_events (computed on event lines only).
+JSON_FIELDS_SQL = "CAST(json_merge_patch(text, '{\"time\": null, \"level\": null, \"msg\": null}') AS VARCHAR)"
 
 
 _KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""
@@ -224,9 +234,9 @@ class RegistryJSON(_RegistryLog):
     # The JSON-formatted registry still writes a logrus text line now and then (the debug server's
     # "listening" line races the formatter set-up at start): read those as text rather than reject them.
     extract_sql = (
-        _json_extract_sql("(SELECT * FROM _in WHERE NOT regexp_matches(text, '^(time|level)='))")
+        _json_extract_sql("(SELECT * FROM _in WHERE NOT (starts_with(text, 'time=') OR starts_with(text, 'level=')))")
         + " UNION ALL "
-        + _text_extract_sql("(SELECT * FROM _in WHERE regexp_matches(text, '^(time|level)='))")
+        + _text_extract_sql("(SELECT * FROM _in WHERE starts_with(text, 'time=') OR starts_with(text, 'level='))")
     )
 
     def looks_like(self, line: str) -> bool:

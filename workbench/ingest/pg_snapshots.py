@@ -179,6 +179,14 @@ def _seconds(v: str | None) -> float | None:
     return int(m[1] or 0) * 86400 + (-s if m[2] else s)
 
 
+def _csv_cols(record: str) -> list[str] | None:
+    """The fields of one CSV record, or None when it is not valid CSV."""
+    try:
+        return next(csv.reader([record]), [])
+    except csv.Error:
+        return None
+
+
 class SnapshotCSV(_Snapshots):
     name = "pg-locks-csv"
     description = ("pg_locks / pg_stat_activity / pg_blocking_pids dump as CSV with a header (psql --csv, COPY CSV "
@@ -191,7 +199,7 @@ class SnapshotCSV(_Snapshots):
         for ln in lines[:5]:
             if _MARKER.match(ln):
                 continue
-            cols = next(csv.reader([ln]), [])
+            cols = _csv_cols(ln) or []
             if len(cols) >= 3 and _looks_like_header(cols) and "|" not in ln:
                 return 1.0
             return 0.0
@@ -219,7 +227,12 @@ class SnapshotCSV(_Snapshots):
                 acc.reject(nos[i], "unterminated quoted field at the end of the file", t, n, texts[i:j + 1])
                 i = j + 1
                 continue
-            cols = next(csv.reader([buf]), [])
+            cols = _csv_cols(buf)
+            if cols is None:
+                acc.reject(nos[i], "not a CSV record (a quote or line break where CSV allows none)", t, n,
+                           texts[i:j + 1])
+                i = j + 1
+                continue
             if _looks_like_header(cols):
                 if header is None:
                     acc.skip("header")

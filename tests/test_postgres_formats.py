@@ -32,7 +32,7 @@ def _one(tmp_path, path, **kw):
 
 
 def test_stderr_fixture(tmp_path, pg):
-    truth = json.loads((pg / "truth" / "berlin-truth.json").read_text())
+    truth = json.loads((pg.parents[1] / "truth" / "postgres-berlin.json").read_text())
     f, con = _one(tmp_path, pg / "berlin-postgresql.log")
     assert f["format"] == "postgres-stderr" and f["rejects"] == 0
     assert f["rows"] == {"db_lock_waits": 27, "log_events": 12}
@@ -51,7 +51,7 @@ def test_stderr_fixture(tmp_path, pg):
 
 def test_pgbadger_prefix_and_numeric_offset(tmp_path, pg):
     """log_line_prefix '%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ' and log_timezone America/Sao_Paulo (-03)."""
-    truth = json.loads((pg / "truth" / "saopaulo-truth.json").read_text())
+    truth = json.loads((pg.parents[1] / "truth" / "postgres-saopaulo.json").read_text())
     f, con = _one(tmp_path, pg / "saopaulo-pgbadger-prefix.log")
     assert f["rejects"] == 0 and f["rows"]["db_lock_waits"] == 27
     r = con.sql("SELECT ts, application, user_name, database FROM db_lock_waits WHERE event = 'deadlock'").fetchall()[0]

@@ -1,4 +1,4 @@
-"""nginx and HAProxy access logs, captured from the real programs on loopback (see data/fixtures/proxy/capture)."""
+"""nginx and HAProxy access logs, captured from the real programs on loopback (see data/notes/proxy-capture)."""
 
 import datetime as dt
 from pathlib import Path

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from workbench.export.redact import KEY_ENV, MARK, Redactor
 
-CORPUS = json.loads((FIXTURES / "secrets" / "corpus.json").read_text())
+CORPUS = json.loads((FIXTURES.parent / "secrets" / "corpus.json").read_text())
 
 
 @pytest.mark.parametrize("item", CORPUS, ids=[c["kind"] for c in CORPUS])

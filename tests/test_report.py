@@ -23,7 +23,7 @@ from workbench.export.weekly import run_weekly, week_bounds
 from workbench.synth import Scenario, generate
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = json.loads((FIXTURES / "secrets" / "corpus.json").read_text())
+CORPUS = json.loads((FIXTURES.parent / "secrets" / "corpus.json").read_text())
 
 
 @pytest.fixture(scope="module")

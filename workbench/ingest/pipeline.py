@@ -250,18 +250,59 @@ def content_key(path: Path, sha256: str) -> str:
 
 
 def list_blocks(reader: LineReader):
-    """(block, is_last) pairs, looking one block ahead."""
-    it = reader.blocks()
-    prev = next(it, None)
-    if prev is None:
-        from .source import LineBlock
+    """(block, is_last) pairs, looking one block ahead.
 
-        yield LineBlock(pa.table({"line_no": pa.array([], pa.int64()), "text": pa.array([], pa.string())}), 1), True
-        return
-    for nxt in it:
-        yield prev, False
-        prev = nxt
-    yield prev, True
+    Blocks are read and split on a thread of their own while DuckDB parses the previous one (DuckDB releases
+    the GIL), with at most two blocks waiting, so memory stays bounded. An error while reading is raised here.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=2)
+    done = object()
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for b in reader.blocks():
+                if not put(b):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    t = threading.Thread(target=produce, name="workbench-reader", daemon=True)
+    t.start()
+
+    def take():
+        item = q.get()
+        if isinstance(item, BaseException):
+            raise item
+        return None if item is done else item
+
+    try:
+        prev = take()
+        if prev is None:
+            from .source import LineBlock
+
+            yield LineBlock(pa.table({"line_no": pa.array([], pa.int64()), "text": pa.array([], pa.string())}), 1), True
+            return
+        while (nxt := take()) is not None:
+            yield prev, False
+            prev = nxt
+        yield prev, True
+    finally:
+        stop.set()
+        t.join(timeout=5)
 
 
 def _concat(carry: pa.Table | None, t: pa.Table) -> pa.Table:

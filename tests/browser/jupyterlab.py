@@ -35,6 +35,10 @@ def jupyterlab(root: Path, timeout_s: float = 90):
     notif = settings / "@jupyterlab" / "apputils-extension"
     notif.mkdir(parents=True, exist_ok=True)
     (notif / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # every cell in the page, not only those on screen, so the test can read every prompt and output
+    nbset = settings / "@jupyterlab" / "notebook-extension"
+    nbset.mkdir(parents=True, exist_ok=True)
+    (nbset / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(root / ".jupyter-runtime"), "JUPYTERLAB_SETTINGS_DIR": str(settings)}
     log = open(root / "jupyterlab.log", "w")
@@ -70,9 +74,11 @@ def have_browser() -> bool:
     return Path(CHROMIUM).exists() and shutil.which("jupyter") is not None
 
 
-def run_notebook_in_lab(page, base: str, token: str, name: str, timeout_s: float = 180) -> dict:
+def run_notebook_in_lab(page, base: str, token: str, name: str, timeout_s: float = 240) -> dict:
     """Open a notebook, run all cells from the Run menu, wait for the kernel, and report what rendered."""
-    page.goto(f"{base}/lab/tree/{name}?token={token}")
+    # a workspace of its own, reset: only this notebook open (JupyterLab otherwise restores earlier tabs)
+    ws = "".join(ch if ch.isalnum() else "-" for ch in name)
+    page.goto(f"{base}/lab/workspaces/{ws}/tree/{name}?token={token}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     select = page.get_by_role("button", name="Select", exact=True)
     try:
@@ -81,9 +87,10 @@ def run_notebook_in_lab(page, base: str, token: str, name: str, timeout_s: float
     except Exception:
         pass  # no kernel dialog: the notebook's kernel started by itself
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    n_code = page.locator(".jp-CodeCell").count()
+    page.locator(".jp-Notebook").first.click()  # focus the notebook, so the Run menu acts on it
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    n_code = page.locator(".jp-CodeCell").count()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
@@ -92,7 +99,7 @@ def run_notebook_in_lab(page, base: str, token: str, name: str, timeout_s: float
             break
         time.sleep(0.5)
     else:
-        raise TimeoutError(f"{name}: not every cell finished in {timeout_s:.0f} s")
+        raise TimeoutError(f"{name}: not every cell finished in {timeout_s:.0f} s ({prompts})")
     return {
         "code_cells": n_code,
         "errors": page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts(),
@@ -102,3 +109,13 @@ def run_notebook_in_lab(page, base: str, token: str, name: str, timeout_s: float
                                    ".jp-OutputArea-output img[src^='data:image/svg'], .jp-RenderedSVG svg").count(),
         "tables": page.locator(".jp-OutputArea-output table").count(),
     }
+
+
+def shutdown_kernels(base: str, token: str) -> None:
+    """Stop every kernel the lab started (one per notebook opened), to keep the machine's load down."""
+    req = urllib.request.Request(f"{base}/api/kernels?token={token}")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        kernels = json.load(r)
+    for k in kernels:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}",
+                                                      method="DELETE"), timeout=10).close()

@@ -13,7 +13,7 @@ import pytest
 from workbench import ingest
 from workbench.synth import Scenario, generate
 
-from .jupyterlab import CHROMIUM, CHROMIUM_ARGS, have_browser, jupyterlab, run_notebook_in_lab
+from .jupyterlab import CHROMIUM, CHROMIUM_ARGS, have_browser, jupyterlab, run_notebook_in_lab, shutdown_kernels
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not have_browser(), reason
 
 
 def _calls(nb, name: str) -> int:
-    return sum(len(re.findall(rf"publish\.{name}\(", c.source)) for c in nb.cells if c.cell_type == "code")
+    """publish.<name>( calls that always run (at the start of a line, not under an `if`)."""
+    return sum(len(re.findall(rf"^publish\.{name}\(", c.source, re.M)) for c in nb.cells if c.cell_type == "code")
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +65,24 @@ def browser_page(lab_root):
             return route.abort()
 
         context.route("**/*", guard)
-        page = context.new_page()
-        yield page, base, token, outside
+        yield context, base, token, outside
         context.close()
         browser.close()
 
 
 @pytest.mark.parametrize("notebook", [p.name for p in NOTEBOOKS])
 def test_notebook_runs_in_jupyterlab(browser_page, lab_root, notebook):
-    page, base, token, outside = browser_page
+    context, base, token, outside = browser_page
+    page = context.new_page()  # a page per notebook: leaving a notebook with unsaved outputs asks to confirm
     nb = nbformat.read(lab_root / notebook, as_version=4)
-    result = run_notebook_in_lab(page, base, token, notebook)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / (Path(notebook).stem + ".png")), full_page=True)
+    shot = str(ARTIFACTS / (Path(notebook).stem + ".png"))
+    try:
+        result = run_notebook_in_lab(page, base, token, notebook)
+    finally:
+        page.screenshot(path=shot, full_page=True)  # kept for a person to look at, failed or not
+        page.close(run_before_unload=False)
+        shutdown_kernels(base, token)
     assert result["tracebacks"] == 0 and not result["errors"], result
     assert result["code_cells"] == sum(1 for c in nb.cells if c.cell_type == "code")
     assert result["svg_charts"] >= _calls(nb, "chart"), result

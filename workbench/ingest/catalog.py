@@ -14,11 +14,12 @@ def _formats() -> list[Format]:
 
     # more specific formats first: on equal scores the earlier one wins
     return [
+        *gc.FORMATS,  # before the registry logs: a file of upload-purge lines alone is GC evidence, and a
+        # Harbor GC job log is written in Harbor's core line format
+        *kubernetes.FORMATS,  # before the registry logs: containerd writes logrus lines too
         *gitlab.FORMATS,
         *zot.FORMATS,
         *harbor.FORMATS,
-        *gc.FORMATS,  # before the registry logs: a file of upload-purge lines alone is GC evidence
-        *kubernetes.FORMATS,  # before the registry logs: containerd writes logrus lines too
         *distribution.FORMATS,
         *nginx.FORMATS,
         *haproxy.FORMATS,

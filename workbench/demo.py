@@ -9,7 +9,7 @@ from typing import Callable
 from .case import Case
 from .errors import WorkbenchError
 from .ingest.pipeline import ingest
-from .synth import Scenario, generate
+from .synth import generate, preset
 
 
 def run_demo(out: str | Path, seed: int = 7, progress: Callable[[str], None] | None = None) -> Path:
@@ -19,9 +19,11 @@ def run_demo(out: str | Path, seed: int = 7, progress: Callable[[str], None] | N
     if out.exists():
         shutil.rmtree(out)
     say(f"generating an incident into {raw}")
-    generate(raw, Scenario(seed=seed))
+    truth = generate(raw, preset("demo", seed=seed))
     say("ingesting")
-    summary = ingest(out / "case", [raw / "registry.json.log"], progress=say)
+    inputs = [raw / name for name in ("registry.json.log", truth["gc"]["file"], "dmesg.txt")]
+    inputs += sorted((raw / "metrics").glob("*.prom"))
+    summary = ingest(out / "case", inputs, progress=say)
     d = summary.to_dict()
     totals = d["totals"]
     for f in d["files"]:

@@ -241,6 +241,7 @@ def simulate(sc: Scenario, cat: Catalogue, win: Windows, rng: np.random.Generato
                   if sc.outage is not None and sc.outage.kind == "proxy" else np.zeros(n, bool))
     # a request in flight when the process dies is never logged by the registry: nginx answers 502
     killed = np.zeros(n, bool)
+    nxt = np.zeros(n, np.int64)
     if len(win.down):
         i = np.searchsorted(win.down[:, 0], arrival, side="right")
         nxt = np.where(i < len(win.down), win.down[np.minimum(i, len(win.down) - 1), 0], np.iinfo(np.int64).max)

@@ -128,7 +128,7 @@ class SortedSink:
 
     def __init__(self, path: Path):
         self.path = path
-        self._fh = open(path, "w", encoding="utf-8", newline="\n")
+        self._fh = open(path, "wb")
         self._carry = pl.DataFrame({"t": pl.Series([], dtype=pl.Int64), "line": pl.Series([], dtype=pl.String)})
         self.lines = 0
 
@@ -142,8 +142,8 @@ class SortedSink:
             now, self._carry = df.filter(early), df.filter(~early)
         if now.height:
             now = now.sort("t", maintain_order=True)
-            self._fh.write(now["line"].str.join("\n").item())
-            self._fh.write("\n")
+            self._fh.write(now["line"].str.join("\n").cast(pl.Binary).item())
+            self._fh.write(b"\n")
             self.lines += now.height
 
     def close(self) -> None:

@@ -19,10 +19,10 @@ def run_demo(out: str | Path, seed: int = 7, progress: Callable[[str], None] | N
     if out.exists():
         shutil.rmtree(out)
     say(f"generating an incident into {raw}")
-    truth = generate(raw, preset("demo", seed=seed))
+    truth = generate(raw, preset("demo", seed=seed, scrape_layout="concat"))  # one file: a faster ingest
     say("ingesting")
     inputs = [raw / name for name in ("registry.json.log", truth["gc"]["file"], "dmesg.txt")]
-    inputs += sorted((raw / "metrics").glob("*.prom"))
+    inputs += sorted((raw / "metrics").glob("scrapes-*.prom"))
     summary = ingest(out / "case", inputs, progress=say)
     d = summary.to_dict()
     totals = d["totals"]

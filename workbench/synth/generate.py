@@ -3,7 +3,7 @@ the metrics scrapes, PostgreSQL, GC and kernel evidence, and `ground_truth.json`
 
 Files written under `out`:
 - `registry.json.log` or `registry.log` (logrus text): the registry container's output
-- `nginx-access.log`, `metrics/metrics-<instance>-<stamp>.prom`
+- `nginx-access.log`, `metrics/metrics-<instance>-<stamp>.prom` (or one `metrics/scrapes-<instance>.prom`)
 - `postgresql-<date>.log`, `pg_locks.csv` (with a GC run), `gc-<stamp>.txt` (with a GC run)
 - `dmesg.txt` (with an OOM kill), `ground_truth.json`
 
@@ -188,7 +188,8 @@ def _evidence_and_truth(sc, cat, win, rng, out, acc, restarts, tally, files) -> 
         gaps.append(win.outage)
     gaps_arr = np.array(sorted(gaps), dtype=np.int64).reshape(-1, 2)
     starts = [win.t0 - 3 * 86_400 * NS] + restarts
-    scrapes = acc.write(out / "metrics", sc.instance, starts, gaps_arr, _rss(sc, win))
+    scrapes = acc.write(out / "metrics", sc.instance, starts, gaps_arr, _rss(sc, win),
+                        concat=sc.scrape_layout == "concat")
     files["metrics/"] = len(scrapes)
     windows = []
     truth: dict = {

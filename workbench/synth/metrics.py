@@ -66,11 +66,13 @@ class MetricsAccumulator:
         np.add.at(self.st, (ob, act, np.searchsorted(STORAGE_LE, os_, side="left")), 1)
         np.add.at(self.ssum, (ob, act), os_)
 
-    def write(self, out: Path, instance: str, starts: list[int], gaps: np.ndarray, rss: Callable[[int], float]
-              ) -> list[str]:
-        """One file per scrape; `starts` are process start times (ns): counters count from the last one; no file
-        in `gaps` (process down or stalled)."""
+    def write(self, out: Path, instance: str, starts: list[int], gaps: np.ndarray, rss: Callable[[int], float],
+              concat: bool = False) -> list[str]:
+        """One file per scrape; `starts` are process start times (ns): counters count from the last one; no scrape
+        in `gaps` (process down or stalled). `concat`: one file `scrapes-<instance>.prom`, each scrape after a
+        `# scrape at <UTC>` line, as a `while sleep 15; do echo "# scrape at …"; curl …; done` loop writes it."""
         out.mkdir(parents=True, exist_ok=True)
+        joined = open(out / f"scrapes-{instance}.prom", "w") if concat else None
         cum = [np.cumsum(a, axis=0) for a in (self.req, self.hist, self.hsum, self.st, self.ssum)]
         names = []
         offset = int(0.21 * NS)
@@ -85,8 +87,14 @@ class MetricsAccumulator:
             sl = [c[k - 1] - (c[base - 1] if base > 0 else 0) for c in cum]
             stamp = dt.datetime.fromtimestamp(t // NS, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             name = f"metrics-{instance}-{stamp}.prom"
-            (out / name).write_text(_exposition(sl, t, start, rss(t)))
+            if joined is not None:
+                joined.write(f"# scrape at {dt.datetime.fromtimestamp(t // NS, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}\n")
+                joined.write(_exposition(sl, t, start, rss(t)))
+            else:
+                (out / name).write_text(_exposition(sl, t, start, rss(t)))
             names.append(name)
+        if joined is not None:
+            joined.close()
         return names
 
 

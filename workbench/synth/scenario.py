@@ -91,6 +91,7 @@ class Scenario:
     registry_access_log: bool = True  # the registry's own combined access lines, interleaved as on stdout
     instance: str = "registry-0"
     scrape_interval_s: int = 15
+    scrape_layout: Literal["files", "concat"] = "files"  # a file per scrape, or one file of marked scrapes
     chunk_rows: int = 50_000
     gc: GCRun | None = None
     throttle: Throttle | None = None

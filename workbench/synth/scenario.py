@@ -88,7 +88,9 @@ class Scenario:
     requests: int = 20_000  # ordinary traffic over the span (floods come on top)
     seed: int = 7
     registry_format: Literal["json", "text"] = "json"
-    registry_access_log: bool = True  # the registry's own combined access lines, interleaved as on stdout
+    # the registry's own combined access lines (stdout), interleaved with its app log (stderr) as a container's
+    # log holds them; off, the file is what `registry serve … 2> registry.log` keeps
+    registry_access_log: bool = False
     instance: str = "registry-0"
     scrape_interval_s: int = 15
     scrape_layout: Literal["files", "concat"] = "files"  # a file per scrape, or one file of marked scrapes
@@ -129,7 +131,7 @@ PRESETS = {
     "quiet_week": lambda: Scenario(name="quiet_week", start=dt.datetime(2026, 11, 16, tzinfo=UTC), minutes=7 * 1440,
                                    requests=400_000, scrape_interval_s=300, registry_format="text"),
     # a Monday morning where several things go wrong one after another
-    "demo": lambda: Scenario(name="demo", minutes=150, requests=150_000, gc=GCRun(at_min=25, minutes=20),
+    "demo": lambda: Scenario(name="demo", minutes=150, registry_access_log=True, requests=150_000, gc=GCRun(at_min=25, minutes=20),
                              abuse=Abuse(at_min=60, minutes=20, requests=30_000),
                              throttle=Throttle(at_min=90, minutes=20), oom=OOMKill(at_min=130)),
 }

@@ -9,12 +9,10 @@ request count: prints requests, seconds, requests/s, output size and peak RSS.
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 CHILD = """

@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from workbench.case import Case
 from workbench.errors import WorkbenchError
 from workbench.ingest.pipeline import ingest
-from workbench.case import Case
 from workbench.synth import GCRun, Scenario, generate, preset
 from workbench.synth.render import go_duration, rfc3339nano
 
@@ -107,11 +107,11 @@ def test_truth_agrees_with_the_files(demo):
     # scrapes: none while down, counters start again after the restart
     scrapes = sorted((out / "metrics").glob("*.prom"))
     assert len(scrapes) == truth["metrics"]["scrapes"] == truth["files"]["metrics/"]
-    times = [dt.datetime.strptime(p.name.split("-")[-1][:-5], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    times = [dt.datetime.strptime(p.name.split("-")[-1][:-5], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
              for p in scrapes]
     assert not any(kill <= t < back for t in times)
-    after = next(p for p, t in zip(scrapes, times) if t >= back)
-    before = [p for p, t in zip(scrapes, times) if t < kill][-1]
+    after = next(p for p, t in zip(scrapes, times, strict=True) if t >= back)
+    before = [p for p, t in zip(scrapes, times, strict=True) if t < kill][-1]
 
     def total(p: Path) -> int:
         return sum(int(float(ln.rsplit(" ", 1)[1])) for ln in p.read_text().splitlines()

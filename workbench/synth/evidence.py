@@ -21,7 +21,7 @@ from .render import go_quote, json_str, logrus_value
 from .scenario import Scenario
 
 CET = zoneinfo.ZoneInfo("CET")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DB_OID, MANIFESTS_OID, BLOBS_OID = 16384, 16385, 16391
 DB_USER = "registry@registry"
 READ_SQL = "SELECT id, media_type, digest, payload FROM manifests WHERE repository_id = $1 AND digest = $2"
@@ -58,7 +58,7 @@ def lock_waits(sc: Scenario, holds: np.ndarray, rng: np.random.Generator) -> lis
         k = min(len(pool), max(1, rng.poisson(span * 0.8)))
         starts = np.sort(rng.uniform(h0, h1 - 1.05 * NS, k).astype(np.int64))
         pids = rng.choice(pool, k, replace=False)
-        for s, p in zip(starts, pids):
+        for s, p in zip(starts, pids, strict=True):
             write = rng.random() < 0.25
             waits.append({"pid": int(p), "start": int(s), "end": int(h1) + int(rng.integers(50_000, 900_000)),
                           "mode": "RowExclusiveLock" if write else "AccessShareLock",
@@ -177,7 +177,7 @@ def gc_output(path: Path, sc: Scenario, cat: Catalogue, rng: np.random.Generator
     sweep0 = g0 + (g1 - g0) // 3
     times = np.sort(rng.integers(sweep0, g1 - NS, max(1, len(doomed))))[:len(doomed)]
     instance = _uuid(rng)
-    for t, d in zip(times, doomed):
+    for t, d in zip(times, doomed, strict=True):
         msg = f"Deleting blob: /docker/registry/v2/blobs/sha256/{d[:2]}/{d}"
         stamp = _rfc3339(int(t))
         if fmt == "json":
@@ -239,7 +239,7 @@ def dmesg(path: Path, sc: Scenario, kill_ns: int, boot_ns: int) -> dict:
     lines = [
         (kill_ns - 7_200 * NS, "eth0: renamed from veth3a1c9e2"),
         (kill_ns - 7_200 * NS + 2_000_000, "IPv6: ADDRCONF(NETDEV_CHANGE): eth0: link becomes ready"),
-        (kill_ns - 4_000_000, f"registry invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=936"),
+        (kill_ns - 4_000_000, "registry invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=936"),
         (kill_ns - 3_990_000, f"CPU: 1 PID: {oom.pid} Comm: registry Not tainted 6.1.0-27-amd64 #1  Debian 6.1.115-1"),
         (kill_ns - 3_980_000, f"memory: usage {oom.limit_bytes // 1024}kB, limit {oom.limit_bytes // 1024}kB, "
                               "failcnt 212"),

@@ -28,7 +28,7 @@ from .model import NS, ROUTES, UAS, Catalogue, Windows, minute_weights, simulate
 from .render import SortedSink
 from .scenario import Scenario
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _iso(ns: int) -> str:
@@ -121,7 +121,7 @@ def generate(out: str | Path, scenario: Scenario | None = None) -> dict:
             a[order] for a in (arrival, route, ip_idx, ua_idx, repo_idx, missing, abusive))
         sim = simulate(sc, cat, win, rng, arrival, abusive, route, missing)
         acc.add(sim)
-        df = with_uri(chunk_frame(sim, ip_idx, ua_idx, repo_idx, cat, rng, abuse_ip, abuse_ua), cat)
+        df = with_uri(chunk_frame(sim, ip_idx, ua_idx, repo_idx, cat, rng, abuse_ip), cat)
         logged = df.filter(df["has_reg"])
         reg_lines = registry_lines(logged, cat, slowdown, sc.registry_format, abuse_ua)
         t_reg = logged["t_reg"].to_numpy()

@@ -16,8 +16,19 @@ import numpy as np
 import polars as pl
 
 from .model import ERR_BLOB_UNKNOWN, ERR_MANIFEST_UNKNOWN, ERR_SLOWDOWN, ROUTES, TAGS, UAS, Catalogue
-from .render import (clf_time, go_duration, go_quote, hex_strings, json_str, logrus_value, nginx_escape, pick,
-                     rfc3339nano, seconds_3, text_quoted)
+from .render import (
+    clf_time,
+    go_duration,
+    go_quote,
+    hex_strings,
+    json_str,
+    logrus_value,
+    nginx_escape,
+    pick,
+    rfc3339nano,
+    seconds_3,
+    text_quoted,
+)
 
 GO_VERSION = "go1.19.8"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -39,13 +50,12 @@ def slowdown_detail(rng: np.random.Generator) -> list[str]:
 
 
 def chunk_frame(sim: dict[str, np.ndarray], ip_idx: np.ndarray, ua_idx: np.ndarray, repo_idx: np.ndarray,
-                cat: Catalogue, rng: np.random.Generator, abuse_ip: str, abuse_ua: str) -> pl.DataFrame:
+                cat: Catalogue, rng: np.random.Generator, abuse_ip: str) -> pl.DataFrame:
     """The per-row columns every line builder reads."""
     n = len(sim["arrival"])
     route = sim["route"]
     kind = np.array([r[2] for r in ROUTES])[route]
     ips = cat.ips + [abuse_ip]
-    uas = [u for u, _ in UAS] + [abuse_ua]
     return pl.DataFrame({
         "route": route.astype(np.int32),
         "kind": kind,

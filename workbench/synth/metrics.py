@@ -9,8 +9,8 @@ while the process is down or stalled (the scrape failed).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -85,10 +85,10 @@ class MetricsAccumulator:
             start = max(s for s in starts if s <= t)
             base = int((start - self.win.t0) // self.step) if start > self.win.t0 else 0
             sl = [c[k - 1] - (c[base - 1] if base > 0 else 0) for c in cum]
-            stamp = dt.datetime.fromtimestamp(t // NS, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            stamp = dt.datetime.fromtimestamp(t // NS, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
             name = f"metrics-{instance}-{stamp}.prom"
             if joined is not None:
-                joined.write(f"# scrape at {dt.datetime.fromtimestamp(t // NS, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}\n")
+                joined.write(f"# scrape at {dt.datetime.fromtimestamp(t // NS, dt.UTC):%Y-%m-%dT%H:%M:%SZ}\n")
                 joined.write(_exposition(sl, t, start, rss(t)))
             else:
                 (out / name).write_text(_exposition(sl, t, start, rss(t)))

@@ -87,10 +87,10 @@ class Catalogue:
     host: str = "registry.internal.example"
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "Catalogue":
+    def draw(cls, rng: np.random.Generator) -> Catalogue:
         n_ip = 600
         ips = [f"10.{a}.{b}.{c}" for a, b, c in zip(rng.integers(32, 48, n_ip), rng.integers(0, 256, n_ip),
-                                                    rng.integers(2, 255, n_ip))]
+                                                    rng.integers(2, 255, n_ip), strict=True)]
         ips = list(dict.fromkeys(ips))
         ip_w = rng.lognormal(0, 0.5, len(ips))
         repos = [f"{t}/{s}" for t in TEAMS for s in SERVICES]
@@ -131,7 +131,7 @@ class Windows:
     down: np.ndarray  # (k, 2) intervals with no registry process (stopped outage, OOM restart gap)
 
     @classmethod
-    def of(cls, sc: Scenario, rng: np.random.Generator) -> "Windows":
+    def of(cls, sc: Scenario, rng: np.random.Generator) -> Windows:
         def ns(minutes: float) -> int:
             return int((sc.start + dt.timedelta(minutes=minutes)).timestamp() * 1e9)
 

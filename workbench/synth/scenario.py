@@ -12,7 +12,7 @@ from typing import Literal
 
 from ..errors import WorkbenchError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclass(frozen=True)

@@ -1,51 +1,56 @@
-"""Generate registry request logs for an incident, vectorised with numpy and streamed to disk in chunks.
+"""Generate an incident: requests streamed in chunks through the traffic model into the registry and nginx logs,
+the metrics scrapes, PostgreSQL, GC and kernel evidence, and `ground_truth.json`.
 
-Writes the registry's logrus JSON log and the nginx combined access log in front of it, plus
-`ground_truth.json` describing what was injected.
+Files written under `out`:
+- `registry.json.log` or `registry.log` (logrus text): the registry container's output
+- `nginx-access.log`, `metrics/metrics-<instance>-<stamp>.prom` (or one `metrics/scrapes-<instance>.prom`)
+- `postgresql-<date>.log`, `pg_locks.csv` (with a GC run), `gc-<stamp>.txt` (with a GC run)
+- `dmesg.txt` (with an OOM kill), `ground_truth.json`
+
+Memory stays flat in the request count: a chunk of `chunk_rows` requests is generated, written and dropped;
+what is kept across chunks is per scrape interval (metrics) or per injected event.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+import os
 from pathlib import Path
 
 import numpy as np
 
-UAS = [
-    ("docker/24.0.7 go/go1.20.10 git-commit/311b9ff kernel/6.1.0-18-amd64 os/linux arch/amd64 UpstreamClient(Docker-Client/24.0.7 \\(linux\\))", 0.35),
-    ("containerd/v1.7.13", 0.30),
-    ("cri-o/1.28.1 go/go1.20.10 os/linux arch/amd64", 0.10),
-    ("skopeo/1.9.3", 0.08),
-    ("buildkit/v0.12.5", 0.07),
-    ("kaniko/v1.20.0", 0.05),
-    ("crane/v0.19.0 go-containerregistry/v0.19.0", 0.05),
-]
-ROUTES = [("manifest", "GET", 0.35), ("manifest", "HEAD", 0.20), ("blob", "GET", 0.35), ("blob_upload", "PUT", 0.05),
-          ("tags", "GET", 0.03), ("base", "GET", 0.02)]
-REPOS = [f"team{i}/service{j}" for i in range(8) for j in range(6)]
+from . import evidence
+from .logs import access_lines, chunk_frame, nginx_lines, registry_lines, slowdown_detail, with_uri
+from .metrics import MetricsAccumulator
+from .model import NS, ROUTES, UAS, Catalogue, Windows, minute_weights, simulate, within
+from .render import SortedSink
+from .scenario import Scenario
+
+UTC = dt.UTC
 
 
-@dataclass
-class Scenario:
-    """What to inject. Times are offsets in minutes from the start of the window."""
-
-    start: dt.datetime = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)  # a Monday
-    minutes: int = 120
-    requests: int = 20_000
-    seed: int = 7
-    abusive_client: bool = True
-    abusive_ip: str = "203.0.113.66"
-    abusive_ua: str = "python-requests/2.31.0"
-    abusive_window: tuple[int, int] = (40, 70)
-    abusive_share: float = 0.45
-    slow_window: tuple[int, int] | None = (50, 65)
-    extra: dict = field(default_factory=dict)
+def _iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns // NS, UTC).replace(microsecond=(ns % NS) // 1000).isoformat()
 
 
-def _digest(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.array(["sha256:" + "".join(rng.choice(list("0123456789abcdef"), 64)) for _ in range(n)])
+def _chunks(total: np.ndarray, size: int):
+    """(m0, m1) minute ranges holding about `size` requests each."""
+    cum = np.cumsum(total)
+    m0 = 0
+    while m0 < len(total):
+        base = cum[m0 - 1] if m0 else 0
+        m1 = int(np.searchsorted(cum, base + size, side="left")) + 1
+        m1 = min(max(m1, m0 + 1), len(total))
+        yield m0, m1
+        m0 = m1
+
+
+def _arrivals(rng, t0: int, m0: int, counts: np.ndarray, t_end: int) -> np.ndarray:
+    ms = np.repeat(np.arange(m0, m0 + len(counts)), counts)
+    t = t0 + ms * 60 * NS + (rng.random(len(ms)) * 60 * NS).astype(np.int64)
+    return np.minimum(t, t_end - 1)
 
 
 def generate(out: str | Path, scenario: Scenario | None = None) -> dict:
@@ -54,76 +59,208 @@ def generate(out: str | Path, scenario: Scenario | None = None) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(sc.seed)
-    n = sc.requests
-    span_s = sc.minutes * 60
-    t = np.sort(rng.uniform(0, span_s, n))
-    route_idx = rng.choice(len(ROUTES), n, p=[r[2] for r in ROUTES])
-    ua_idx = rng.choice(len(UAS), n, p=[u[1] for u in UAS])
-    ips = np.array([f"10.{rng.integers(0, 4)}.{rng.integers(0, 250)}.{rng.integers(1, 250)}" for _ in range(300)])
-    ip = ips[rng.integers(0, len(ips), n)]
-    ua = np.array([u[0] for u in UAS])[ua_idx]
-    repo = np.array(REPOS)[rng.integers(0, len(REPOS), n)]
-    abusive = np.zeros(n, bool)
-    if sc.abusive_client:
-        a0, a1 = (x * 60 for x in sc.abusive_window)
-        inwin = (t >= a0) & (t < a1)
-        abusive = inwin & (rng.uniform(size=n) < sc.abusive_share)
-        ip = np.where(abusive, sc.abusive_ip, ip)
-        ua = np.where(abusive, sc.abusive_ua, ua)
-        route_idx = np.where(abusive, 0, route_idx)
-    route = np.array([r[0] for r in ROUTES])[route_idx]
-    method = np.array([r[1] for r in ROUTES])[route_idx]
-    base_ms = np.where(route == "blob", 40.0, np.where(route == "blob_upload", 900.0, 25.0))
-    dur = base_ms * rng.lognormal(0, 0.6, n) / 1000.0
-    if sc.slow_window:
-        s0, s1 = (x * 60 for x in sc.slow_window)
-        slow = (t >= s0) & (t < s1) & (route == "manifest")
-        dur = np.where(slow, dur * 12, dur)
-    status = np.where(rng.uniform(size=n) < 0.01, 404, np.where(method == "PUT", 201, 200))
-    size = np.where(route == "blob", rng.integers(1_000, 50_000_000, n), np.where(route == "manifest", 1_500, 0))
-    digests = _digest(rng, 64)
-    ref = np.where(route == "blob", digests[rng.integers(0, 64, n)], np.array(["latest", "v1", "v2"])[rng.integers(0, 3, n)])
-    ts = [sc.start + dt.timedelta(seconds=float(x)) for x in t]
-    with open(out / "registry.json.log", "w") as reg, open(out / "nginx-access.log", "w") as ngx:
-        for i in range(n):
-            path = {
-                "manifest": f"/v2/{repo[i]}/manifests/{ref[i]}",
-                "blob": f"/v2/{repo[i]}/blobs/{ref[i]}",
-                "blob_upload": f"/v2/{repo[i]}/blobs/uploads/{i:08x}-0000-4000-8000-000000000000",
-                "tags": f"/v2/{repo[i]}/tags/list",
-                "base": "/v2/",
-            }[route[i]]
-            stamp = ts[i]
-            rec = {
-                "http.request.id": f"{i:08x}-1b7d-4c5e-8f2a-9d0b3e4a5c6d",
-                "http.request.method": method[i],
-                "http.request.remoteaddr": f"{ip[i]}:{40000 + i % 20000}",
-                "http.request.uri": path,
-                "http.request.useragent": ua[i].replace("\\(", "(").replace("\\)", ")"),
-                "http.response.duration": f"{dur[i] * 1000:.6f}ms",
-                "http.response.status": int(status[i]),
-                "http.response.written": int(size[i]),
-                "level": "info" if status[i] < 400 else "warning",
-                "msg": "response completed" if status[i] < 400 else "response completed with error",
-                "time": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "vars.name": repo[i],
-            }
-            if status[i] == 404:
-                rec.update({"err.code": "manifest unknown", "err.message": "manifest unknown",
-                            "err.detail": f"unknown tag={ref[i]}"})
-            reg.write(json.dumps(rec, sort_keys=True) + "\n")
-            ngx.write(
-                f'{ip[i]} - - [{stamp.strftime("%d/%b/%Y:%H:%M:%S +0000")}] "{method[i]} {path} HTTP/1.1" '
-                f'{status[i]} {size[i]} "-" "{ua[i]}" {dur[i] + 0.001:.3f} {dur[i]:.3f}\n'
-            )
-    truth = {
-        "scenario": {k: (str(v) if isinstance(v, dt.datetime) else v) for k, v in asdict(sc).items()},
-        "requests": n,
-        "abusive": {"ip": sc.abusive_ip, "user_agent": sc.abusive_ua, "requests": int(abusive.sum()),
-                    "window": [(sc.start + dt.timedelta(minutes=m)).isoformat() for m in sc.abusive_window]}
-        if sc.abusive_client else None,
-        "slow_manifest_window": [(sc.start + dt.timedelta(minutes=m)).isoformat() for m in sc.slow_window]
-        if sc.slow_window else None,
+    cat = Catalogue.draw(rng)
+    win = Windows.of(sc, rng)
+    slowdown = slowdown_detail(rng)
+    weights = minute_weights(sc, rng)
+    counts = rng.multinomial(sc.requests, weights / weights.sum())
+    nmin = len(counts)
+    acounts = np.zeros(nmin, np.int64)
+    if sc.abuse is not None:
+        a0, a1 = int(sc.abuse.at_min), int(np.ceil(sc.abuse.at_min + sc.abuse.minutes))
+        acounts[a0:a1] = rng.multinomial(sc.abuse.requests, np.full(a1 - a0, 1 / (a1 - a0)))
+    reg_name = "registry.json.log" if sc.registry_format == "json" else "registry.log"
+    reg = SortedSink(out / reg_name)
+    ngx = SortedSink(out / "nginx-access.log")
+    acc = MetricsAccumulator(win, sc.scrape_interval_s)
+    restarts = [int(e) for _, e in win.down]
+    for r in restarts:
+        lines = evidence.startup_lines(r, sc.registry_format, rng)
+        reg.push(np.array([t for t, _ in lines]), _series([s for _, s in lines]), win.t0)
+    tally = dict.fromkeys(("requests", "registry_lines", "abusive", "abusive_retries", "slowdown_503s",
+                           "registry_500s", "nginx_502s", "nginx_504s", "nginx_504_registry_200",
+                           "throttle_nginx_504s", "lock_delayed", "storage_error_events"), 0)
+    abuse_ip = sc.abuse.ip if sc.abuse else "-"
+    abuse_ua = sc.abuse.user_agent if sc.abuse else "-"
+    ua_p = np.array([p for _, p in UAS])
+    route_p = np.array([r[3] for r in ROUTES])
+    for m0, m1 in _chunks(counts + acounts, sc.chunk_rows):
+        boundary = min(win.t0 + m1 * 60 * NS, win.t1)
+        n = int(counts[m0:m1].sum())
+        arrival = _arrivals(rng, win.t0, m0, counts[m0:m1], win.t1)
+        route = rng.choice(len(ROUTES), n, p=route_p / route_p.sum())
+        ip_idx = rng.choice(len(cat.ips), n, p=cat.ip_p)
+        ua_idx = rng.choice(len(UAS), n, p=ua_p / ua_p.sum())
+        repo_idx = rng.choice(len(cat.repos), n, p=cat.repo_p)
+        missing = np.zeros(n, bool)
+        abusive = np.zeros(n, bool)
+        na = int(acounts[m0:m1].sum())
+        if na:
+            ab = sc.abuse
+            a_arr = _arrivals(rng, win.t0, m0, acounts[m0:m1], win.t1)
+            a_arr = a_arr[within(a_arr, win.abuse)] if len(a_arr) else a_arr
+            a_route = np.where(rng.random(len(a_arr)) < 0.5, 0, 2)
+            a_miss = rng.random(len(a_arr)) < ab.missing_share
+            a_repo = rng.choice(len(cat.repos), len(a_arr), p=cat.repo_p)
+            # a failed request is retried `retries` times, each after a short back-off
+            rep = np.where(a_miss, 1 + ab.retries, 1)
+            k = np.arange(rep.sum()) - np.repeat(np.cumsum(rep) - rep, rep)
+            a_arr = np.repeat(a_arr, rep) + (k * rng.uniform(0.2, 1.0, rep.sum()) * NS).astype(np.int64)
+            a_arr = np.minimum(a_arr, win.t1 - 1)
+            a_route, a_miss, a_repo = np.repeat(a_route, rep), np.repeat(a_miss, rep), np.repeat(a_repo, rep)
+            tally["abusive_retries"] += int((k > 0).sum())
+            arrival = np.concatenate([arrival, a_arr])
+            route = np.concatenate([route, a_route])
+            ip_idx = np.concatenate([ip_idx, np.full(len(a_arr), len(cat.ips))])
+            ua_idx = np.concatenate([ua_idx, np.full(len(a_arr), len(UAS))])
+            repo_idx = np.concatenate([repo_idx, a_repo])
+            missing = np.concatenate([missing, a_miss])
+            abusive = np.concatenate([abusive, np.ones(len(a_arr), bool)])
+        order = np.argsort(arrival, kind="stable")
+        arrival, route, ip_idx, ua_idx, repo_idx, missing, abusive = (
+            a[order] for a in (arrival, route, ip_idx, ua_idx, repo_idx, missing, abusive))
+        sim = simulate(sc, cat, win, rng, arrival, abusive, route, missing)
+        acc.add(sim)
+        df = with_uri(chunk_frame(sim, ip_idx, ua_idx, repo_idx, cat, rng, abuse_ip), cat)
+        logged = df.filter(df["has_reg"])
+        reg_lines = registry_lines(logged, cat, slowdown, sc.registry_format, abuse_ua)
+        t_reg = logged["t_reg"].to_numpy()
+        if sc.registry_access_log:
+            acc_lines = access_lines(logged, cat, abuse_ua)
+            reg_lines = reg_lines.append(acc_lines)
+            t_reg = np.concatenate([t_reg, t_reg + 1])
+        fail_blob = logged.filter((logged["status"] == 500) & (logged["kind"] == "digest") & (logged["route"] != 1))
+        if fail_blob.height:
+            ev = [evidence.event_line(int(r["t_reg"]) - 1, "error",
+                                      f"Error serving blob from local storage: {slowdown[r['sd']]}",
+                                      {"go.version": "go1.19.8", "http.request.host": cat.host,
+                                       "http.request.id": r["rid"], "http.request.method": r["method"],
+                                       "http.request.remoteaddr": r["ip"], "http.request.uri": r["uri"],
+                                       "http.request.useragent": (UAS[r["ua"]][0] if r["ua"] < len(UAS) else abuse_ua),
+                                       "vars.digest": r["reference"], "vars.name": r["repo"]}, sc.registry_format)
+                  for r in fail_blob.iter_rows(named=True)]
+            reg_lines = reg_lines.append(_series(ev))
+            t_reg = np.concatenate([t_reg, fail_blob["t_reg"].to_numpy() - 1])
+            tally["storage_error_events"] += len(ev)
+        reg.push(t_reg, reg_lines, boundary)
+        ngx.push(df["t_ngx"].to_numpy(), nginx_lines(df, abuse_ua), boundary)
+        has, st, ns_ = sim["has_reg"], sim["status"], sim["ngx_status"]
+        tally["requests"] += len(arrival)
+        tally["registry_lines"] += int(has.sum())
+        tally["abusive"] += int(abusive.sum())
+        tally["slowdown_503s"] += int(sim["op_retries"].sum())
+        tally["registry_500s"] += int((has & (st == 500)).sum())
+        tally["nginx_502s"] += int((ns_ == 502).sum())
+        tally["nginx_504s"] += int((ns_ == 504).sum())
+        tally["nginx_504_registry_200"] += int(((ns_ == 504) & has & (st == 200)).sum())
+        tally["throttle_nginx_504s"] += int(((ns_ == 504) & within(arrival, win.throttle)).sum())
+        tally["lock_delayed"] += int((sim["lock_ns"] > 0).sum())
+        del df, logged, sim, reg_lines
+    reg.close()
+    ngx.close()
+    files = {reg_name: reg.lines, "nginx-access.log": ngx.lines}
+    truth = _evidence_and_truth(sc, cat, win, rng, out, acc, restarts, tally, files)
+    (out / "ground_truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
+    return truth
+
+
+def _series(lines: list[str]):
+    import polars as pl
+    return pl.Series(lines, dtype=pl.String)
+
+
+def _rss(sc: Scenario, win: Windows):
+    base = 96e6
+    kill = int(sc.at(sc.oom.at_min).timestamp() * NS) if sc.oom else None
+
+    def rss(t: int) -> float:
+        v = base + 14e6 * np.sin((t - win.t0) / (3600 * NS)) ** 2
+        if kill is not None and kill - sc.oom.ramp_min * 60 * NS <= t < kill:
+            frac = 1 - (kill - t) / (sc.oom.ramp_min * 60 * NS)
+            v = v + frac * (0.97 * sc.oom.limit_bytes - v)
+        return float(int(v) // 4096 * 4096)
+    return rss
+
+
+def _evidence_and_truth(sc, cat, win, rng, out, acc, restarts, tally, files) -> dict:
+    gaps = [tuple(d) for d in win.down]
+    if sc.outage is not None and sc.outage.kind == "stalled":
+        gaps.append(win.outage)
+    gaps_arr = np.array(sorted(gaps), dtype=np.int64).reshape(-1, 2)
+    starts = [win.t0 - 3 * 86_400 * NS] + restarts
+    scrapes = acc.write(out / "metrics", sc.instance, starts, gaps_arr, _rss(sc, win),
+                        concat=sc.scrape_layout == "concat")
+    files["metrics/"] = len(scrapes)
+    windows = []
+    truth: dict = {
+        "name": sc.name, "seed": sc.seed,
+        "scenario": json.loads(json.dumps(dataclasses.asdict(sc), default=str)),
+        "span": [_iso(win.t0), _iso(win.t1)],
+        "counts": tally, "files": files,
+        "metrics": {"instance": sc.instance, "interval_s": sc.scrape_interval_s, "scrapes": len(scrapes),
+                    "gaps": [[_iso(a), _iso(b)] for a, b in gaps_arr],
+                    "process_starts": [_iso(s) for s in starts]},
+        "top_talker": None, "abusive": None, "gc": None, "postgres": None, "throttle": None, "outage": None,
+        "oom": None,
     }
-    (out / "ground_truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True))
+    pg_day = sc.start.astimezone(evidence.CET).strftime("%Y-%m-%d")
+    waits = evidence.lock_waits(sc, win.holds, rng)
+    if sc.gc is not None:
+        g0, g1 = (int(sc.at(m).timestamp() * NS) for m in (sc.gc.at_min, sc.gc.at_min + sc.gc.minutes))
+        stamp = dt.datetime.fromtimestamp(g0 // NS, UTC).strftime("%Y%m%dT%H%M%SZ")
+        gc_file = f"gc-{stamp}.txt"
+        gc = evidence.gc_output(out / gc_file, sc, cat, rng, sc.registry_format)
+        os.utime(out / gc_file, (g1 / NS, g1 / NS))
+        snaps = evidence.lock_snapshots(out / "pg_locks.csv", sc, win.holds, waits)
+        truth["gc"] = {"runs": [{"start": _iso(g0), "end": _iso(g1), **gc}], "file": gc_file,
+                       "lock_holds": [[_iso(a), _iso(b)] for a, b in win.holds]}
+        truth["postgres"] = {
+            "holder_pid": sc.gc.holder_pid, "waiter_pids": sorted({w["pid"] for w in waits}),
+            "lock_waits_logged": len(waits), "relation_oid": evidence.MANIFESTS_OID, "relation": "manifests",
+            "database_oid": evidence.DB_OID, "log_timezone": "CET", "log_line_prefix": "%m [%p] %q%u@%d ",
+            "first_wait": _iso(min(w["start"] for w in waits)) if waits else None,
+            "last_acquired": _iso(max(w["end"] for w in waits)) if waits else None,
+            "snapshots": {"file": "pg_locks.csv", "count": len(snaps), "times_utc": snaps},
+            "max_wait_ms": round(max((w["end"] - w["start"]) / 1e6 for w in waits), 3) if waits else None,
+        }
+        windows.append({"kind": "gc_locks", "start": _iso(g0), "end": _iso(g1), "verdict": "metadata_database",
+                        "route": "manifest"})
+    files[f"postgresql-{pg_day}.log"] = evidence.postgres_log(out / f"postgresql-{pg_day}.log", sc, win.t0, win.t1,
+                                                              waits)
+    if sc.throttle is not None:
+        a, b = win.throttle
+        truth["throttle"] = {"start": _iso(a), "end": _iso(b), "driver": "s3aws", "error": "SlowDown",
+                             "slowdown_503s": tally["slowdown_503s"], "registry_500s": tally["registry_500s"],
+                             "nginx_504s": tally["throttle_nginx_504s"],
+                             "nginx_504_registry_200": tally["nginx_504_registry_200"],
+                             "storage_error_events": tally["storage_error_events"]}
+        windows.append({"kind": "s3_throttle", "start": _iso(a), "end": _iso(b), "verdict": "blob_storage"})
+    if sc.abuse is not None:
+        a, b = win.abuse
+        talker = {"ip": sc.abuse.ip, "user_agent": sc.abuse.user_agent, "count": tally["abusive"],
+                  "requests": tally["abusive"], "retries": tally["abusive_retries"], "window": [_iso(a), _iso(b)]}
+        truth["top_talker"] = talker
+        truth["abusive"] = talker
+        windows.append({"kind": "abusive_client", "start": _iso(a), "end": _iso(b), "verdict": "client"})
+    if sc.outage is not None:
+        a, b = win.outage
+        verdict = "proxy_tls" if sc.outage.kind == "proxy" else "registry_process"
+        truth["outage"] = {"kind": sc.outage.kind, "start": _iso(a), "end": _iso(b),
+                           "nginx_502s": tally["nginx_502s"], "nginx_504s": tally["nginx_504s"]}
+        windows.append({"kind": f"proxy_{sc.outage.kind}", "start": _iso(a), "end": _iso(b), "verdict": verdict})
+    if sc.oom is not None:
+        kill = int(sc.at(sc.oom.at_min).timestamp() * NS)
+        back = kill + int(sc.oom.down_s * NS)
+        boot = win.t0 - 3 * 86_400 * NS - 4_000 * NS
+        k = evidence.dmesg(out / "dmesg.txt", sc, kill, boot)
+        os.utime(out / "dmesg.txt", ((kill + 23_000_000) / NS, (kill + 23_000_000) / NS))
+        files["dmesg.txt"] = 12
+        truth["oom"] = {"time": _iso(kill), "pid": sc.oom.pid, "new_pid": sc.oom.new_pid, "restart": _iso(back),
+                        "process": "registry", "limit_bytes": sc.oom.limit_bytes, **k}
+        windows.append({"kind": "oom_restart", "start": _iso(kill), "end": _iso(back), "verdict": "registry_process"})
+    windows.sort(key=lambda w: w["start"])
+    truth["windows"] = windows
+    # the verdict of the whole case: the injection alone, or none on a quiet one; mixed cases list each window's
+    truth["failure_domain"] = windows[0]["verdict"] if len(windows) == 1 else ("none" if not windows else "mixed")
+    truth["verdict"] = truth["failure_domain"]
     return truth

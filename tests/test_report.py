@@ -64,8 +64,8 @@ def notebook(path: Path, *cells: str, params: str = 'case_path = ""\nappendix_di
 @pytest.mark.parametrize("nb_path", discover(), ids=lambda p: p.name)
 def test_notebook_is_thin_clean_and_parametrised(nb_path):
     nb = nbformat.read(nb_path, as_version=4)
-    first = nb.cells[0]
-    assert "parameters" in first.metadata.get("tags", []), "the first cell is the parameters cell"
+    first = next(c for c in nb.cells if c.cell_type == "code")  # a title in Markdown may come before it
+    assert "parameters" in first.metadata.get("tags", []), "the first code cell is the parameters cell"
     for stmt in ast.parse(first.source).body:
         assert isinstance(stmt, ast.Assign), f"parameters cell holds assignments only: {ast.unparse(stmt)}"
         ast.literal_eval(stmt.value)

@@ -15,10 +15,11 @@ from workbench.synth import Scenario, generate
 
 
 def generated_case(root: Path, scenario: Scenario) -> tuple[Path, Path]:
-    """Generate an incident under root/raw, ingest its registry log; (case path, ground_truth.json)."""
+    """Generate an incident under root/raw and ingest every evidence file it wrote; (case, ground_truth.json)."""
     raw = root / "raw"
     generate(raw, scenario)
-    ingest(root / "case", [raw / "registry.json.log"])
+    files = sorted(p for p in raw.rglob("*") if p.is_file() and p.name != "ground_truth.json")
+    ingest(root / "case", files)
     return root / "case", raw / "ground_truth.json"
 
 

@@ -29,7 +29,10 @@ def test_slow_windows_found(scenario_case):
     found = latency.anomalous_windows(con.table("requests"), latency.AnomalyParams(window=case_window(con)))
     for span in exp.slow:
         assert _matches(found, span), (name, span, found)
-    assert found.height == len(exp.slow), (name, found)  # nothing else flagged, nothing on a quiet case
+    # nothing flagged outside what was injected (a client flood slows storage too), nothing on a quiet case
+    injected = exp.slow + exp.clients
+    for r in found.iter_rows(named=True):
+        assert any(r["start"] < s.end + TOL and r["end"] > s.start - TOL for s in injected), (name, r, injected)
 
 
 def test_dominant_client_windows_found(scenario_case):

@@ -48,6 +48,8 @@ def expectations(path: str | Path) -> Expect:
     if ab and ab.get("window"):
         clients.append(Span("abusive_client", _t(ab["window"][0]), _t(ab["window"][1])))
     verdict = truth.get("verdict") or truth.get("failure_domain")
+    if verdict == "none":  # nothing injected: the verdict must not name a domain
+        verdict = "inconclusive"
     if verdict is None:
         overlap = any(c.start < s.end and s.start < c.end for c in clients for s in slow)
         verdict = "client" if overlap else "inconclusive"

@@ -57,12 +57,15 @@ def top_talkers(t: ir.Table, p: TalkerParams, dimension: str) -> ir.Table:
     whole = ibis.window()
     g = g.mutate(all_requests=g.requests.sum().over(whole), all_slow=g.slow.sum().over(whole),
                  all_bytes=g.bytes.sum().over(whole), all_duration_s=g.duration_s.sum().over(whole))
+    # shares rounded to 12 digits: a parallel float sum differs in its last bits from run to run, and the
+    # appendix must be byte-identical for the same case
     g = g.mutate(
         dimension=ibis.literal(dimension),
-        request_share=g.requests / g.all_requests,
-        bytes_share=ibis.cases((g.all_bytes > 0, g.bytes / g.all_bytes), else_=ibis.null("float64")),
-        slow_share=ibis.cases((g.all_slow > 0, g.slow / g.all_slow), else_=ibis.null("float64")),
-        latency_share=ibis.cases((g.all_duration_s > 0, g.duration_s / g.all_duration_s), else_=ibis.null("float64")),
+        request_share=(g.requests / g.all_requests).round(12),
+        bytes_share=ibis.cases((g.all_bytes > 0, (g.bytes / g.all_bytes).round(12)), else_=ibis.null("float64")),
+        slow_share=ibis.cases((g.all_slow > 0, (g.slow / g.all_slow).round(12)), else_=ibis.null("float64")),
+        latency_share=ibis.cases((g.all_duration_s > 0, (g.duration_s / g.all_duration_s).round(12)),
+                                 else_=ibis.null("float64")),
     )
     cols = ["dimension", "value", "requests", "bytes", "errors", "client_errors", "slow", "request_share",
             "bytes_share", "slow_share", "latency_share"]

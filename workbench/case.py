@@ -267,9 +267,7 @@ class CaseWriter:
             dst = self.case.path / s.relpath
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
-        con = _connect_file(self.case.db_path, read_only=False)
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with self._catalog_transaction() as con:
             con.execute(
                 "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -294,23 +292,22 @@ class CaseWriter:
                     "INSERT INTO manifest_files VALUES (?, ?, ?, ?)",
                     [[file_id, s.table, s.relpath, s.rows] for s in staged],
                 )
-            self._refresh_views(con)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         shutil.rmtree(self.staging / file_id, ignore_errors=True)
 
     def replace_files(self, old: list[str], new: list[Staged], file_id: str = "compacted") -> None:
         """Swap committed files for others holding the same rows (compaction), in one catalog transaction."""
-        con = _connect_file(self.case.db_path, read_only=False)
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with self._catalog_transaction() as con:
             con.executemany("DELETE FROM manifest_files WHERE relpath = ?", [[r] for r in old])
             con.executemany("INSERT INTO manifest_files VALUES (?, ?, ?, ?)",
                             [[file_id, s.table, s.relpath, s.rows] for s in new])
+
+    @contextmanager
+    def _catalog_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction on case.duckdb: the caller's changes, then the views rebuilt, committed together."""
+        con = _connect_file(self.case.db_path, read_only=False)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            yield con
             self._refresh_views(con)
             con.execute("COMMIT")
         except BaseException:

@@ -69,6 +69,15 @@ def _connect_file(path: Path, read_only: bool, wait_s: float = 60.0) -> duckdb.D
             delay = min(delay * 2, 0.5)
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a written file to disk (staged files are durable before the commit renames them into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def new_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection pinned to UTC."""
     con = duckdb.connect()
@@ -171,12 +180,14 @@ class Case:
             w.recover()
             try:
                 yield w
-            except OSError as exc:
+            except (OSError, duckdb.IOException) as exc:  # DuckDB's own writes fail with an IOException
                 if not _out_of_space(exc):
                     raise
                 shutil.rmtree(w.staging, ignore_errors=True)
+                what = (f"{exc.strerror}: {exc.filename or 'case files'}" if isinstance(exc, OSError)
+                        else str(exc).splitlines()[0])
                 raise CaseError(
-                    f"{self.path}: out of space while writing ({exc.strerror}: {exc.filename or 'case files'}); "
+                    f"{self.path}: out of space while writing ({what}); "
                     "the files not yet committed were discarded and the case is as it was. Free space and rerun "
                     "the same ingest: what was committed is skipped."
                 ) from None
@@ -185,9 +196,9 @@ class Case:
             os.close(fd)
 
 
-def _out_of_space(exc: OSError) -> bool:
+def _out_of_space(exc: Exception) -> bool:
     """Disk full, file-size limit or quota, whether from the OS directly or wrapped by pyarrow/DuckDB."""
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return True
     text = str(exc)
     return any(s in text for s in ("No space left", "File too large", "Disk quota exceeded"))

@@ -70,6 +70,66 @@ class Format:
         raise NotImplementedError
 
 
+def sql_literal(value: str | None) -> str:
+    """A string as an SQL literal (for views, which cannot take parameters)."""
+    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
+
+
+class SqlFormat(Format):
+    """A format parsed by SQL alone, one line at a time, holding nothing back.
+
+    The same SQL reads a block of numbered lines (an Arrow table) or a whole file read by DuckDB itself
+    (see `wholefile`). `classify` is one SELECT over the lines `_in` (line_no, text, wrap_ts, wrap_host,
+    wrap_program) giving, per line, a `cls` ('blank', an output class, or a key of `reasons`: a reject) and
+    whatever columns the outputs need; it is materialized as `_cls` (a temp table for a block, a Parquet file
+    for a whole file), so each line is parsed once. `relations` are then built in order over `_cls`, and
+    `outputs` gives, per canonical table, a SELECT over them with every canonical column.
+    """
+
+    reasons: ClassVar[dict[str, str]]
+
+    def classify(self, ctx: Context) -> str:
+        raise NotImplementedError
+
+    def relations(self, ctx: Context) -> list[tuple[str, str, str]]:
+        """(name, SELECT, "view" or "table") over `_cls`, built in order; keep "table" ones small."""
+        return []
+
+    def outputs(self, ctx: Context) -> dict[str, str]:
+        raise NotImplementedError
+
+    def build(self, ctx: Context) -> None:
+        """Create `relations` (once `_cls` exists)."""
+        con = ctx.con
+        for name, sql, kind in self.relations(ctx):
+            drop_relation(con, name)
+            con.execute(f"CREATE TEMP {'TABLE' if kind == 'table' else 'VIEW'} {name} AS {sql}")
+
+    def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
+        from .. import schema
+
+        con = ctx.con
+        con.register("_in", block)
+        try:
+            drop_relation(con, "_cls")
+            con.execute(f"CREATE TEMP TABLE _cls AS {self.classify(ctx)}")
+            self.build(ctx)
+            tables = {t: schema.conform(t, con.sql(f"SELECT * FROM ({sql}) ORDER BY ts, line_no").to_arrow_table())
+                      for t, sql in self.outputs(ctx).items()}
+            return classified_result(con, "_cls", self.reasons, tables)
+        finally:
+            con.unregister("_in")
+            con.unregister("_ua_lookup")  # registered by derive.requests_select, if used
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a temp table or view of this name, whichever it is (a file read whole makes views, blocks tables)."""
+    for (kind,) in con.execute(
+            "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = $n AND temporary "
+            "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = $n AND temporary", {"n": name}).fetchall():
+        con.execute(f"DROP {kind} {name}")
+
+
 def rejects_from(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pa.Table:
     """Run a query returning (line_no, reason, text) and give it the reject shape."""
     return con.sql(sql, params=params or None).to_arrow_table().cast(REJECT_COLUMNS)

@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import schema
+from .base import sql_literal
 
 # Client families, first match wins: (family, regex whose group 1 is the version).
 CLIENTS: list[tuple[str, str]] = [
@@ -130,18 +131,19 @@ def client_lookup(user_agents: pa.Array) -> pa.Table:
     return pa.table({"user_agent": pa.array(uas, pa.string()), "client": fams, "client_version": vers})
 
 
-def finish_requests(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) -> pa.Table:
-    """Canonical requests from a relation `raw` with columns:
+def requests_select(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) -> str:
+    """A SELECT giving canonical requests from a relation `raw` with columns:
 
     ts (TIMESTAMPTZ), layer, instance, request_id, method, uri, status, duration_s, bytes_out, bytes_in,
     remote_addr, user_agent, error_code, error_message, error_detail, storage_duration_s,
     upstream_duration_s, upstream_status, line_no.
+
+    Registers `_ua_lookup` (client family and version of each distinct User-Agent, found in Python: there
+    are few) on the connection; it stays registered for the SELECT to run.
     """
     uas = con.sql(f"SELECT DISTINCT user_agent FROM {raw}").to_arrow_table().column(0)
     con.register("_ua_lookup", client_lookup(uas.combine_chunks() if uas.num_chunks else pa.array([], pa.string())))
-    try:
-        tbl = con.sql(
-            f"""
+    return f"""
             WITH r AS (
                 SELECT *, nullif_dash(split_part(uri, '?', 1)) AS p FROM {raw}
             ), m AS (
@@ -171,12 +173,15 @@ def finish_requests(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) 
                 CAST(storage_duration_s AS DOUBLE) AS storage_duration_s,
                 CAST(upstream_duration_s AS DOUBLE) AS upstream_duration_s,
                 nullif_dash(upstream_status) AS upstream_status,
-                ? AS source_file, line_no
+                {sql_literal(source_file)} AS source_file, line_no
             FROM m LEFT JOIN _ua_lookup u ON m.user_agent IS NOT DISTINCT FROM u.user_agent
-            ORDER BY ts, line_no
-            """,
-            params=[source_file],
-        ).to_arrow_table()
+            """
+
+
+def finish_requests(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) -> pa.Table:
+    """Canonical requests (see `requests_select`) as Arrow, in (ts, line_no) order."""
+    try:
+        tbl = con.sql(f"{requests_select(con, raw, source_file)} ORDER BY ts, line_no").to_arrow_table()
     finally:
         con.unregister("_ua_lookup")
     return schema.conform("requests", tbl)

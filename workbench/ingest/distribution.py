@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import re
 
-import pyarrow as pa
-
-from .. import schema
 from .access import COMBINED_PY, clf_time_sql, combined_sql, request_parts_sql
-from .base import Context, Format, ParseResult, empty_rejects, rejects_from
-from .derive import finish_requests
+from .base import Context, Format, SqlFormat, sql_literal
+from .derive import requests_select
 
 # Fields of a registry log line, by their logrus names.
 REQUEST_KEYS = {
@@ -77,7 +74,7 @@ def ts_sql(expr: str, tz_param: str = "$tz") -> str:
     )
 
 
-class _RegistryLog(Format):
+class _RegistryLog(SqlFormat):
     family = "registry"
     tables = ("requests", "log_events")
     layer = "registry"  # layer of app-log requests and events
@@ -97,124 +94,120 @@ class _RegistryLog(Format):
         access = sum(1 for ln in lines if COMBINED_PY.match(ln))
         return (own + access) / len(lines) if own else 0.0
 
-    def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
-        con = ctx.con
-        con.register("_in", block)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _kv AS {self.extract_sql}")
-            m, u, _ = request_parts_sql("a.request")
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _cls AS
-                SELECT k.*, {ts_sql('k.time')} AS tsv,
-                       CASE WHEN trim(k.text) = '' THEN 'blank'
+    @property
+    def reasons(self) -> dict[str, str]:
+        return {"bad": self.reject_reason, "badtime": "no readable time in the line"}
+
+    def classify(self, ctx: Context) -> str:
+        # a request or event without a readable time is a reject; text is kept only where it is used
+        tsv = ts_sql("k.time", sql_literal(ctx.tz))
+        return f"""
+            SELECT * EXCLUDE (text, a), a AS acc,
+                   CASE WHEN cls IN ('event', 'bad', 'badtime') OR msg = 'response completed with error' THEN text END
+                       AS text
+            FROM (
+                SELECT k.*, {tsv} AS tsv,
+                       CASE WHEN k.ok AND tsv IS NULL AND k.wrap_ts IS NULL THEN 'badtime'
                             WHEN k.ok AND k.msg IN {COMPLETED} THEN 'request'
                             WHEN k.ok THEN 'event'
+                            WHEN trim(k.text) = '' THEN 'blank'
+                            WHEN a.time <> '' AND k.wrap_ts IS NULL AND {clf_time_sql('a.time')} IS NULL
+                                 THEN 'badtime'
                             WHEN a.time <> '' THEN 'access'
-                            ELSE 'bad' END AS cls,
-                       a AS acc
-                FROM (SELECT *, CASE WHEN NOT ok THEN {combined_sql('text')} END AS a FROM _kv) k
-                """,
-                {"tz": ctx.tz},
-            )
+                            ELSE 'bad' END AS cls
+                FROM (SELECT *, CASE WHEN NOT ok THEN {combined_sql('text')} END AS a FROM ({self.extract_sql})) k
+            )"""
+
+    def relations(self, ctx: Context) -> list[tuple[str, str, str]]:
+        m, u, _ = request_parts_sql("acc.request")
+        inst = f"coalesce({sql_literal(ctx.instance)}, instance_id, wrap_host)"
+        return [
             # The registry logs "response completed with error" once per error of a request (a manifest PUT
             # can fail with DIGEST_INVALID and MANIFEST_BLOB_UNKNOWN at once): the first line is the request,
-            # the others are kept as log_events of kind request_error.
-            con.execute(
-                """UPDATE _cls SET cls = 'event' WHERE cls = 'request' AND request_id IS NOT NULL AND line_no IN (
-                       SELECT line_no FROM (SELECT line_no, row_number() OVER (
-                           PARTITION BY request_id ORDER BY line_no) AS k FROM _cls WHERE cls = 'request')
-                       WHERE k > 1)"""
-            )
-            # a request or event without a readable time is a reject
-            con.execute(
-                f"""UPDATE _cls SET cls = 'badtime' WHERE wrap_ts IS NULL AND (
-                       (cls IN ('request', 'event') AND tsv IS NULL)
-                       OR (cls = 'access' AND {clf_time_sql('acc.time')} IS NULL))"""
-            )
-            inst = "coalesce($inst, instance_id, wrap_host)"
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _req AS
-                SELECT coalesce(tsv, wrap_ts) AS ts, $layer AS layer, {inst} AS instance, request_id, method, uri,
-                       status, go_dur(duration) AS duration_s, written AS bytes_out, content_length AS bytes_in,
-                       remote_addr, user_agent, err_code AS error_code, err_message AS error_message,
-                       err_detail AS error_detail, NULL::DOUBLE AS storage_duration_s,
-                       NULL::DOUBLE AS upstream_duration_s, NULL AS upstream_status, line_no
-                FROM _cls WHERE cls = 'request'
-                UNION ALL
-                SELECT coalesce({clf_time_sql('acc.time')}, wrap_ts) AS ts, $access_layer, coalesce($inst, wrap_host), NULL,
-                       {m.replace('a.request', 'acc.request')}, {u.replace('a.request', 'acc.request')},
-                       acc.status, NULL, acc.bytes, NULL, acc.remote, acc.ua, NULL, NULL, NULL, NULL, NULL, NULL,
-                       line_no
-                FROM _cls WHERE cls = 'access'
-                """,
-                {"inst": ctx.instance, "layer": self.layer, "access_layer": self.access_layer},
-            )
-            requests = finish_requests(con, "_req", ctx.source_file)
-            events = con.sql(
-                f"""
-                SELECT coalesce(tsv, wrap_ts) AS ts, $layer AS layer, {inst} AS instance,
+            # the others are kept as log_events of kind request_error. Only error lines repeat, so only they
+            # are ranked (few, whatever the file's size).
+            ("_dups", """SELECT line_no FROM (
+                             SELECT line_no, row_number() OVER (PARTITION BY request_id ORDER BY line_no) AS k
+                             FROM _cls WHERE cls = 'request' AND msg = 'response completed with error'
+                                         AND request_id IS NOT NULL)
+                         WHERE k > 1""", "table"),
+            ("_lines", """SELECT * REPLACE (CASE WHEN cls = 'request' AND msg = 'response completed with error'
+                                                  AND line_no IN (SELECT line_no FROM _dups) THEN 'event'
+                                             ELSE cls END AS cls)
+                          FROM _cls""", "view"),
+            # app-log requests and access-log lines in one scan
+            ("_req", f"""
+                SELECT CASE WHEN acc IS NULL THEN coalesce(tsv, wrap_ts)
+                            ELSE coalesce({clf_time_sql('acc.time')}, wrap_ts) END AS ts,
+                       CASE WHEN acc IS NULL THEN {sql_literal(self.layer)} ELSE {sql_literal(self.access_layer)} END
+                           AS layer,
+                       CASE WHEN acc IS NULL THEN {inst} ELSE coalesce({sql_literal(ctx.instance)}, wrap_host) END
+                           AS instance,
+                       request_id,
+                       CASE WHEN acc IS NULL THEN method ELSE {m} END AS method,
+                       CASE WHEN acc IS NULL THEN uri ELSE {u} END AS uri,
+                       coalesce(status, acc.status) AS status, go_dur(duration) AS duration_s,
+                       coalesce(written, acc.bytes) AS bytes_out, content_length AS bytes_in,
+                       coalesce(remote_addr, acc.remote) AS remote_addr, coalesce(user_agent, acc.ua) AS user_agent,
+                       err_code AS error_code, err_message AS error_message, err_detail AS error_detail,
+                       NULL::DOUBLE AS storage_duration_s, NULL::DOUBLE AS upstream_duration_s,
+                       NULL AS upstream_status, line_no
+                FROM _lines WHERE cls IN ('request', 'access')""", "view"),
+        ]
+
+    def outputs(self, ctx: Context) -> dict[str, str]:
+        inst = f"coalesce({sql_literal(ctx.instance)}, instance_id, wrap_host)"
+        return {
+            "requests": requests_select(ctx.con, "_req", ctx.source_file),
+            "log_events": f"""
+                SELECT coalesce(tsv, wrap_ts) AS ts, {sql_literal(self.layer)} AS layer, {inst} AS instance,
                        lower(level) AS level, msg AS message, {EVENT_KIND_SQL} AS kind,
                        norm_code(err_code) AS error_code, coalesce(error, err_detail, err_message) AS error_detail,
                        request_id, vars_name AS repository,
                        coalesce(fields, CASE WHEN starts_with(ltrim(text), '{{') THEN {JSON_FIELDS_SQL} END) AS fields,
-                       $src AS source_file, line_no
-                FROM _cls WHERE cls = 'event' ORDER BY line_no
-                """,
-                params={"inst": ctx.instance, "src": ctx.source_file, "layer": self.layer},
-            ).to_arrow_table()
-            rejects = rejects_from(
-                con,
-                f"""SELECT line_no, CASE cls WHEN 'badtime' THEN 'no readable time in the line'
-                                     ELSE '{self.reject_reason}' END AS reason, text
-                    FROM _cls WHERE cls IN ('bad', 'badtime') ORDER BY line_no""",
-            )
-            blank = con.execute("SELECT count(*) FROM _cls WHERE cls = 'blank'").fetchall()[0][0]
-        finally:
-            con.unregister("_in")
-        return ParseResult(
-            tables={"requests": requests, "log_events": schema.conform("log_events", events)},
-            rejects=rejects if rejects.num_rows else empty_rejects(),
-            skipped={"blank": blank} if blank else {},
-            used_lines=requests.num_rows + events.num_rows,
-        )
+                       {sql_literal(ctx.source_file)} AS source_file, line_no
+                FROM _lines WHERE cls = 'event'""",
+        }
 
 
-def _json_extract_sql(source: str = "_in") -> str:
-    """One JSON parse per line (TRY: a broken object is NULL, then a reject); `fields` is left for events."""
+_KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""
+_TEXT_LINE = "(starts_with(text, 'time=') OR starts_with(text, 'level='))"
+
+
+def _extract_sql(json: bool) -> str:
+    """SQL over `_in`: one row per line with `ok` (parsed), one column per REQUEST_KEYS name, and `fields`.
+
+    Logrus text lines (`time=… level=… msg=…`) are read as key=value pairs; with `json`, every other line
+    starting with `{` is parsed once as JSON (TRY: a broken object is NULL, then a reject), and `fields` (the
+    other keys, as JSON text) is left for events to compute. One scan of the lines, whatever their mix.
+    """
     struct = ", ".join(f'"{v}": "VARCHAR"' for v in REQUEST_KEYS.values())
-    cols = ", ".join(f'j."{v}" AS {k}' for k, v in REQUEST_KEYS.items())
+    known = ", ".join(f"'{k}'" for k in ("time", "level", "msg"))
+    if json:
+        cols = ", ".join(f"""coalesce(j."{v}", m['{v}']) AS {k}""" for k, v in REQUEST_KEYS.items())
+        j = (f"CASE WHEN (starts_with(text, '{{') OR starts_with(ltrim(text), '{{')) AND NOT {_TEXT_LINE} "
+             f"THEN TRY(json_transform(text, '{{{struct}}}')) END")
+        ok = "j IS NOT NULL OR (m IS NOT NULL AND m['time'] IS NOT NULL)"
+    else:
+        cols = ", ".join(f"m['{v}'] AS {k}" for k, v in REQUEST_KEYS.items())
+        j = "NULL"
+        ok = "m IS NOT NULL AND m['time'] IS NOT NULL"
     return f"""
-        SELECT line_no, text, wrap_ts, wrap_host, wrap_program, j IS NOT NULL AS ok, {cols},
-               NULL::VARCHAR AS fields
-        FROM (SELECT *, CASE WHEN starts_with(ltrim(text), '{{')
-                             THEN TRY(json_transform(text, '{{{struct}}}')) END AS j
-              FROM {source})
+        SELECT line_no, text, wrap_ts, wrap_host, wrap_program, {ok} AS ok, {cols},
+               CASE WHEN m IS NOT NULL THEN CAST(to_json(map_from_entries(list_filter(map_entries(m),
+                   lambda e: e.key NOT IN ({known})))) AS VARCHAR) END AS fields
+        FROM (SELECT *, {j} AS j,
+                     CASE WHEN {_TEXT_LINE} THEN TRY(map_from_entries(list_transform(
+                        regexp_extract_all(text, '{_KV_RE.replace(chr(39), chr(39) * 2)}'),
+                        lambda p: {{'key': split_part(p, '=', 1),
+                                    'value': logrus_unquote(substr(p, strpos(p, '=') + 1))}})))
+                     END AS m
+              FROM _in)
     """
 
 
 # The other fields of a JSON line, for log_events (computed on event lines only).
 JSON_FIELDS_SQL = "CAST(json_merge_patch(text, '{\"time\": null, \"level\": null, \"msg\": null}') AS VARCHAR)"
-
-
-_KV_RE = r"""([A-Za-z0-9_.\-]+)=("(?:[^"\\]|\\.)*"|\S*)"""
-
-
-def _text_extract_sql(source: str = "_in") -> str:
-    cols = ", ".join(f"m['{v}'] AS {k}" for k, v in REQUEST_KEYS.items())
-    known = ", ".join(f"'{k}'" for k in ("time", "level", "msg"))
-    return f"""
-        SELECT line_no, text, wrap_ts, wrap_host, wrap_program, m IS NOT NULL AND m['time'] IS NOT NULL AS ok, {cols},
-               CASE WHEN m IS NOT NULL THEN CAST(to_json(map_from_entries(list_filter(map_entries(m),
-                   lambda e: e.key NOT IN ({known})))) AS VARCHAR) END AS fields
-        FROM (SELECT *, CASE WHEN regexp_matches(text, '^(time|level)=') THEN TRY(map_from_entries(list_transform(
-                    regexp_extract_all(text, '{_KV_RE.replace(chr(39), chr(39) * 2)}'),
-                    lambda p: {{'key': split_part(p, '=', 1),
-                                'value': logrus_unquote(substr(p, strpos(p, '=') + 1))}})))
-                    END AS m
-              FROM {source})
-    """
 
 
 class RegistryJSON(_RegistryLog):
@@ -233,11 +226,7 @@ class RegistryJSON(_RegistryLog):
     reject_reason = "not a JSON object and not an access-log line"
     # The JSON-formatted registry still writes a logrus text line now and then (the debug server's
     # "listening" line races the formatter set-up at start): read those as text rather than reject them.
-    extract_sql = (
-        _json_extract_sql("(SELECT * FROM _in WHERE NOT (starts_with(text, 'time=') OR starts_with(text, 'level=')))")
-        + " UNION ALL "
-        + _text_extract_sql("(SELECT * FROM _in WHERE starts_with(text, 'time=') OR starts_with(text, 'level='))")
-    )
+    extract_sql = _extract_sql(json=True)
 
     def looks_like(self, line: str) -> bool:
         s = line.lstrip()
@@ -255,7 +244,7 @@ class RegistryText(_RegistryLog):
         'http.response.duration=3.21ms http.response.status=200 http.response.written=1024'
     )
     reject_reason = "not a logrus key=value line and not an access-log line"
-    extract_sql = _text_extract_sql()
+    extract_sql = _extract_sql(json=False)
     _re = re.compile(r'^time="?\d{4}-\d\d-\d\d')
 
     def looks_like(self, line: str) -> bool:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import re
 
-import pyarrow as pa
-
 from .access import COMBINED_PY, clf_time_sql, combined_sql, request_parts_sql
-from .base import Context, Format, ParseResult, classified_result
-from .derive import finish_requests
+from .base import Context, Format, SqlFormat, sql_literal
+from .derive import requests_select
 
 _NUM_LIST = r"(?:[0-9.]+|-)(?:(?:, | : )(?:[0-9.]+|-))*"
 _STATUS_LIST = r"(?:\d{3}|-)(?:(?:, | : )(?:\d{3}|-))*"
@@ -84,7 +82,7 @@ def _sql_str(rx: str) -> str:
     return rx.replace("'", "''")
 
 
-class NginxCombined(Format):
+class NginxCombined(SqlFormat):
     name = "nginx-combined"
     family = "proxy"
     tables = ("requests",)
@@ -98,17 +96,14 @@ class NginxCombined(Format):
             return 0.0
         return sum(1 for ln in lines if COMBINED_PY.match(ln)) / len(lines)
 
-    def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
-        con = ctx.con
-        _install(con)
-        con.register("_in", block)
+    reasons = {"bad": "not a combined access-log line", "badtime": "unreadable [time_local] in an access-log line"}
+
+    def classify(self, ctx: Context) -> str:
+        _install(ctx.con)
         m, u, _ = request_parts_sql("c.request")
         tr = ", ".join(f"'{n}'" for n in TRAILING_FIELDS)
         kv = ", ".join(f"'{n}': {_kv_sql('c.rest', n)}" for n in TRAILING_KV)
-        try:
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _ng AS
+        return f"""
                 WITH a AS (
                     SELECT line_no, text, wrap_ts, wrap_host, {FAST_COMBINED_SQL} AS c FROM
                         (SELECT *, string_split(text, '"') AS q FROM _in)
@@ -125,7 +120,7 @@ class NginxCombined(Format):
                     FROM (SELECT *, string_split(c.rest, ' ') AS rs FROM a)
                 )
                 SELECT * EXCLUDE (_text), CASE WHEN cls <> 'request' THEN _text END AS text FROM (
-                    SELECT tsv AS ts, 'nginx' AS layer, coalesce($inst, wrap_host) AS instance,
+                    SELECT tsv AS ts, 'nginx' AS layer, coalesce({sql_literal(ctx.instance)}, wrap_host) AS instance,
                        coalesce(nullif(k.rid, ''), t.rid) AS request_id, {m} AS method, {u} AS uri,
                        c.status, TRY_CAST(coalesce(nullif(k.rt, ''), t.rt) AS DOUBLE) AS duration_s,
                        c.bytes AS bytes_out, coalesce(nullif(k.rlen, ''), t.rlen) AS bytes_in,
@@ -140,15 +135,13 @@ class NginxCombined(Format):
                             ELSE 'badtime' END AS cls, text AS _text
                     FROM b
                 )
-                """,
-                {"inst": ctx.instance},
-            )
-            con.execute("CREATE OR REPLACE TEMP VIEW _req AS SELECT * EXCLUDE (cls, text) FROM _ng WHERE cls = 'request'")
-            return classified_result(con, "_ng", {"bad": "not a combined access-log line",
-                                                  "badtime": "unreadable [time_local] in an access-log line"},
-                                     {"requests": finish_requests(con, "_req", ctx.source_file)})
-        finally:
-            con.unregister("_in")
+                """
+
+    def relations(self, ctx: Context) -> list[tuple[str, str, str]]:
+        return [("_req", "SELECT * EXCLUDE (cls, text) FROM _cls WHERE cls = 'request'", "view")]
+
+    def outputs(self, ctx: Context) -> dict[str, str]:
+        return {"requests": requests_select(ctx.con, "_req", ctx.source_file)}
 
 
 # JSON log_format field names people use, by meaning; the first non-empty one wins.
@@ -176,7 +169,7 @@ def _pick(name: str) -> str:
     return "coalesce(" + ", ".join(f"""nullif(nullif(j."{k}", ''), '-')""" for k in JSON_KEYS[name]) + ")"
 
 
-class NginxJSON(Format):
+class NginxJSON(SqlFormat):
     name = "nginx-json"
     family = "proxy"
     tables = ("requests",)
@@ -200,19 +193,16 @@ class NginxJSON(Format):
             return 0.0
         return sum(1 for ln in lines if self.looks_like(ln)) / len(lines)
 
-    def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
+    reasons = {"bad": "not a JSON object", "nostatus": "JSON object without a status field",
+               "badtime": "no readable time (time_iso8601, @timestamp, time_local or msec)"}
+
+    def classify(self, ctx: Context) -> str:
         from .distribution import ts_sql
 
-        con = ctx.con
-        _install(con)
-        con.register("_in", block)
+        _install(ctx.con)
         struct = ", ".join(f'"{k}": "VARCHAR"' for k in _ALL_KEYS)
-        m, u, _ = request_parts_sql("req_line")
-        try:
-            # Without escape=json nginx writes \xHH escapes, which are not JSON: read them as \u00HH.
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _nj AS
+        # Without escape=json nginx writes \xHH escapes, which are not JSON: read them as \u00HH.
+        return f"""
                 WITH a AS (
                     SELECT *, CASE WHEN json_valid(text) THEN text
                                    WHEN contains(text, '\\x') AND json_valid(replace(text, '\\x', '\\u00'))
@@ -224,24 +214,25 @@ class NginxJSON(Format):
                     FROM a
                 ), c AS (
                     SELECT line_no, text, wrap_ts, wrap_host, j,
-                        coalesce({ts_sql(_pick('ts_iso'))}, {clf_time_sql(_pick('ts_local'))},
+                        coalesce({ts_sql(_pick('ts_iso'), sql_literal(ctx.tz))}, {clf_time_sql(_pick('ts_local'))},
                                  make_timestamptz(CAST(TRY_CAST({_pick('msec')} AS DOUBLE) * 1e6 AS BIGINT))) AS tsv,
                         {_pick('request')} AS req_line
                     FROM b
                 )
-                SELECT *, CASE WHEN trim(text) = '' THEN 'blank'
-                               WHEN j IS NULL THEN 'bad'
-                               WHEN {_pick('status')} IS NULL THEN 'nostatus'
-                               WHEN tsv IS NULL THEN 'badtime'
-                               ELSE 'request' END AS cls
-                FROM c
-                """,
-                {"tz": ctx.tz},
-            )
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _req AS
-                SELECT tsv AS ts, 'nginx' AS layer, coalesce($inst, wrap_host) AS instance,
+                SELECT * EXCLUDE (text), CASE WHEN cls <> 'request' THEN text END AS text FROM (
+                    SELECT *, CASE WHEN trim(text) = '' THEN 'blank'
+                                   WHEN j IS NULL THEN 'bad'
+                                   WHEN {_pick('status')} IS NULL THEN 'nostatus'
+                                   WHEN tsv IS NULL THEN 'badtime'
+                                   ELSE 'request' END AS cls
+                    FROM c
+                )
+                """
+
+    def relations(self, ctx: Context) -> list[tuple[str, str, str]]:
+        m, u, _ = request_parts_sql("req_line")
+        return [("_req", f"""
+                SELECT tsv AS ts, 'nginx' AS layer, coalesce({sql_literal(ctx.instance)}, wrap_host) AS instance,
                        {_pick('rid')} AS request_id,
                        coalesce({_pick('method')}, {m}) AS method, coalesce({_pick('uri')}, {u}) AS uri,
                        {_pick('status')} AS status, TRY_CAST({_pick('rt')} AS DOUBLE) AS duration_s,
@@ -250,17 +241,11 @@ class NginxJSON(Format):
                        NULL AS error_code, NULL AS error_message, NULL AS error_detail,
                        NULL::DOUBLE AS storage_duration_s, upstream_sum({_pick('urt')}) AS upstream_duration_s,
                        {_pick('us')} AS upstream_status, line_no
-                FROM _nj WHERE cls = 'request'
-                """,
-                {"inst": ctx.instance},
-            )
-            return classified_result(
-                con, "_nj",
-                {"bad": "not a JSON object", "nostatus": "JSON object without a status field",
-                 "badtime": "no readable time (time_iso8601, @timestamp, time_local or msec)"},
-                {"requests": finish_requests(con, "_req", ctx.source_file)})
-        finally:
-            con.unregister("_in")
+                FROM _cls WHERE cls = 'request'
+                """, "view")]
+
+    def outputs(self, ctx: Context) -> dict[str, str]:
+        return {"requests": requests_select(ctx.con, "_req", ctx.source_file)}
 
 
 FORMATS: list[Format] = [NginxCombined(), NginxJSON()]

@@ -18,12 +18,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema
-from ..case import Case, CaseWriter, Staged, new_connection
+from ..case import Case, CaseWriter, Staged, fsync_file, new_connection
 from ..errors import BadLine, InputError
 from . import derive
-from .base import Context, Format, ParseResult
+from .base import Context, Format, ParseResult, SqlFormat
 from .catalog import detect, get_format
-from .source import LineReader, clip_raw, compression_of, sha256_of
+from .source import LineReader, clip_raw, compression_of, scan_file
+from .wholefile import ingest_whole_file
 from .wrappers import WRAPPERS, Wrapper, as_block
 
 ON_BAD_LINE = ("quarantine", "raise")
@@ -47,6 +48,7 @@ class FileSummary:
     error: str | None = None
     size: int = 0
     sha256: str | None = None
+    reader: str | None = None  # "duckdb": the whole file read and parsed by DuckDB; "blocks": streamed in blocks
 
     @property
     def balanced(self) -> bool:
@@ -153,7 +155,8 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
     fs = FileSummary(source_file=str(path), status="ingested")
     try:
         fs.size = path.stat().st_size
-        fs.sha256 = sha256_of(path)
+        scan = scan_file(path)
+        fs.sha256 = scan.sha256
         fs.compression = compression_of(path)
     except OSError as exc:
         fs.status, fs.error = "error", f"{path}: cannot read ({exc.strerror}); check the path and permissions"
@@ -184,10 +187,21 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
     file_id = writer.new_file_id()
     staged: list[Staged] = []
     part = 0
+    whole = None
+    if isinstance(fmt, SqlFormat) and not wrappers and fs.compression is None:
+        whole = ingest_whole_file(ctx, fmt, path, scan, writer, file_id, on_bad_line)
+    fs.reader = "blocks" if whole is None else "duckdb"
+    if whole is not None:
+        staged = whole["staged"]
+        fs.rows = {t: n for t, n in whole["rows"].items() if n}
+        fs.used_lines = sum(whole["rows"].values())
+        fs.rejects = whole["rejects"]
+        fs.skipped = {"blank": whole["blank"]}
+        reader.lines = whole["lines"]
+        _check_stage(fmt.name, whole["lines"], fs.used_lines + fs.rejects + whole["blank"])
     fmt_carry: pa.Table | None = None
     wrap_carries: list[pa.Table | None] = [None] * len(wrappers)
-    blocks = list_blocks(reader)
-    for block, final in blocks:
+    for block, final in (list_blocks(reader) if whole is None else ()):
         t = as_block(block.table)
         for i, w in enumerate(wrappers):
             t_in = _concat(wrap_carries[i], t)
@@ -380,11 +394,7 @@ def _sorted_by_ts(data: pa.Table) -> bool:
 def _write(path: Path, data: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(data, path, compression="zstd", row_group_size=1 << 20)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(path)
 
 
 __all__ = ["ingest", "IngestSummary", "FileSummary", "expand_paths", "Wrapper", "Format", "WRAPPERS"]

@@ -37,12 +37,30 @@ def compression_of(path: Path) -> str | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
+@dataclass
+class FileScan:
+    """What one pass over a file's stored bytes tells: its digest, its line count (a last line without a
+    newline counts) and whether it holds bytes that DuckDB's line reader treats differently (CR, NUL)."""
+
+    sha256: str
+    lines: int
+    has_cr: bool
+    has_nul: bool
+
+
+def scan_file(path: Path) -> FileScan:
     h = hashlib.sha256()
+    newlines = 0
+    last = b""
+    cr = nul = False
     with open(path, "rb") as fh:
         while chunk := fh.read(4 << 20):
             h.update(chunk)
-    return h.hexdigest()
+            newlines += chunk.count(b"\n")
+            cr = cr or b"\r" in chunk
+            nul = nul or b"\x00" in chunk
+            last = chunk[-1:]
+    return FileScan(h.hexdigest(), newlines + (1 if last not in (b"", b"\n") else 0), cr, nul)
 
 
 def _raw_chunks(fh: BinaryIO, compression: str | None, damage: Damage) -> Iterator[bytes]:
@@ -206,4 +224,4 @@ def open_text_head(path: Path) -> list[str]:
     return LineReader(path, compression_of(path)).head()
 
 
-__all__ = ["LineReader", "LineBlock", "Damage", "compression_of", "sha256_of", "clip_raw"]
+__all__ = ["LineReader", "LineBlock", "Damage", "compression_of", "scan_file", "FileScan", "clip_raw"]

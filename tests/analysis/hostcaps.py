@@ -91,9 +91,10 @@ def ss_tan(path: Path, busy: str = "incident", seed: int = 7) -> Path:
 
 
 def nstat(path: Path, busy: str = "incident", seed: int = 8) -> Path:
-    """`nstat -a` a minute apart: listen overflows and drops grow while the accept queue is full."""
+    """`nstat -a` a minute apart: listen overflows and drops grow while the accept queue is full. Like nstat,
+    it leaves out the counters that are still 0."""
     rng = random.Random(seed)
-    overflows, opens = 37, 120_000
+    overflows, opens = 0, 120_000
     out = []
     for m in range(61):
         if _inside(m - 0.5, busy):
@@ -103,7 +104,8 @@ def nstat(path: Path, busy: str = "incident", seed: int = 8) -> Path:
         for name, v in (("TcpActiveOpens", 309), ("TcpPassiveOpens", opens), ("TcpAttemptFails", 9),
                         ("TcpExtListenOverflows", overflows), ("TcpExtListenDrops", overflows),
                         ("TcpExtTW", 292 + 30 * m)):
-            out.append(f"{name:<32}{v:<19}0.0")
+            if v:
+                out.append(f"{name:<32}{v:<19}0.0")
     return _write(path, out)
 
 

@@ -87,7 +87,7 @@ def host_buckets(con: ibis.BaseBackend, window: Window | None, every: str = "1m"
         parts.append(sa.select("b", series=pl.lit("syn_recv"), value="value", seconds=pl.lit(None, pl.Float64),
                                n="n"))
 
-    c = t.filter(t.metric.isin([m for ms in COUNTERS.values() for m in ms]))
+    c = _counters(t)
     w = ibis.window(group_by=[c.metric, c.instance, c.source_file], order_by=c.ts)
     c = c.mutate(prev=c.value.lag().over(w), prev_ts=c.ts.lag().over(w))
     c = c.filter(c.prev.notnull())
@@ -103,6 +103,21 @@ def host_buckets(con: ibis.BaseBackend, window: Window | None, every: str = "1m"
     if not parts:
         return pl.DataFrame(schema=BUCKETS)
     return pl.concat([p.cast(BUCKETS) for p in parts]).sort(["b", "series"])
+
+
+def _counters(t: ibis.Table) -> ibis.Table:
+    """The counters, with 0 where a netstat -s / nstat snapshot leaves one out: both print only the counters
+    that are not zero, so a listen-overflow counter first seen in the incident rose from 0 there."""
+    names = [m for ms in COUNTERS.values() for m in ms]
+    c = t.filter(t.metric.isin(names)).select("source_file", "ts", "instance", "metric", "value")
+    sparse = {job: [m for m in names if m.startswith(job + "_")] for job in ("netstat", "nstat")}
+    snaps = t.filter(t.job.isin(list(sparse))).select("source_file", "ts", "instance", "job").distinct()
+    grid = snaps.join(ibis.memtable({"job": [j for j, ms in sparse.items() for _ in ms],
+                                     "metric": [m for ms in sparse.values() for m in ms]}), "job")
+    got = c.filter(c.metric.isin([m for ms in sparse.values() for m in ms]))
+    dense = grid.left_join(got, ["source_file", "ts", "metric"]).select(
+        "source_file", "ts", instance=grid.instance, metric=grid.metric, value=got.value.fill_null(0.0))
+    return c.filter(~c.metric.isin([m for ms in sparse.values() for m in ms])).union(dense)
 
 
 def saturation_spans(con: ibis.BaseBackend, window: Window | None) -> pl.DataFrame:

@@ -134,5 +134,5 @@ def test_timeline_shows_the_host_beside_request_latency(tmp_path):
     assert set(host["kind"]) == {"disk_util", "tls_handshake", "syn_recv", "listen_overflows", "syn_drops",
                                  "cache_miss_ratio", "cache_fill_ratio"}
     assert host.filter(pl.col("kind") == "tls_handshake").height == 60  # every minute, marked or not
-    row = marked.filter((pl.col("kind") == "tls_handshake")).row(0, named=True)
+    row = marked.filter(pl.col("kind") == "tls_handshake").row(0, named=True)
     assert row["severity"] == "slow" and row["value"] > 0.8 and "s (median 0.003)" in row["summary"]

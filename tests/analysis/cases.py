@@ -52,3 +52,12 @@ def make_case(path: Path, tables: dict[str, list[dict] | pa.Table]) -> Path:
                                    "lines": data.num_rows, "rows": data.num_rows, "rejects": 0, "skipped": 0,
                                    "summary": {}})
     return path
+
+
+def host_case(path: Path, tables: dict[str, list[dict]], captures: list[Path]) -> Path:
+    """A hand-made case (make_case) with host captures ingested into it through the real pipeline."""
+    make_case(path, tables)
+    if captures:
+        d = ingest(path, captures).to_dict()
+        assert d["totals"]["balanced"] and all(f["rejects"] == 0 for f in d["files"]), d
+    return path

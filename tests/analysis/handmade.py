@@ -15,6 +15,9 @@ KINDS = ("quiet", "restart", "stall", "throttle", "locks", "flood", "proxy")
 EXPECTED = {"quiet": "inconclusive", "restart": "registry_process", "stall": "registry_process",
             "throttle": "blob_storage", "locks": "metadata_database", "flood": "client",
             "proxy": "proxy_tls"}
+#: Request logs for the host-evidence tests: what the requests show when the host is the cause. Alone they
+#: are not a verdict (see test_host_evidence.py).
+HOST_KINDS = ("disk", "tls")
 
 
 def _at(minute: float) -> dt.datetime:
@@ -38,7 +41,7 @@ def incident(kind: str, per_min: int = 30, seed: int = 3) -> dict[str, list[dict
             dur = (0.02 if route != "blob" else 0.05) * rng.lognormvariate(0, 0.4)
             storage = dur * 0.5
             ip = f"10.0.0.{rng.randint(1, 60)}"
-            status, reg_logged = 200, True
+            status, reg_logged, proxy_wait = 200, True, 0.0
             if inside and kind == "flood" and i >= per_min:
                 ip, route = "198.51.100.7", "manifest"
             if inside and kind == "flood":
@@ -48,6 +51,10 @@ def incident(kind: str, per_min: int = 30, seed: int = 3) -> dict[str, list[dict
             if inside and kind == "throttle":
                 dur, storage = dur * 8, dur * 8 * 0.95
                 status = 504 if rng.random() < 0.2 else 200
+            if inside and kind == "disk":  # the storage path's disk saturated: registry time spent in storage
+                dur, storage = dur * 6, dur * 6 * 0.95
+            if inside and kind == "tls":  # the proxy's CPU taken: nginx slow, the registry behind it not
+                proxy_wait = 0.3 * rng.lognormvariate(0, 0.3)
             if inside and kind == "restart" and 28 <= m < 31:
                 status, reg_logged, dur = 502, False, 0.001
             if inside and kind == "proxy" and rng.random() < 0.3:
@@ -56,7 +63,7 @@ def incident(kind: str, per_min: int = 30, seed: int = 3) -> dict[str, list[dict
                 status, reg_logged, dur = 504, False, 60.0
             common = {"ts": ts, "method": "GET", "route": route, "repository": f"team{i % 4}/app",
                       "remote_ip": ip, "user_agent": "containerd/v1.7.13", "client": "containerd"}
-            req.append({**common, "layer": "nginx", "status": status, "duration_s": dur + 0.001,
+            req.append({**common, "layer": "nginx", "status": status, "duration_s": dur + 0.001 + proxy_wait,
                         "upstream_duration_s": dur if status != 502 else None, "bytes_out": 1500})
             if reg_logged:
                 req.append({**common, "layer": "registry", "status": 200, "duration_s": dur,

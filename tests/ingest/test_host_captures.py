@@ -110,6 +110,20 @@ def test_curl_handshake_time(tmp_path, fixtures):
     assert [round(x, 6) for x in hs] == [0.002982, 0.003189, 0.002684]
 
 
+def test_looped_curl_and_nstat_captures_are_detected_with_their_date_lines(tmp_path, fixtures):
+    """`while sleep 30; do date -Is; curl -w …; done` and `…; nstat -a; …`: half the lines are stamps."""
+    curl = (fixtures / "host" / "curl.txt").read_text().splitlines()
+    (tmp_path / "probe.txt").write_text("".join(f"2026-11-23T06:0{i}:00+00:00\n{ln}\n" for i, ln in enumerate(curl)))
+    nstat = (fixtures / "host" / "nstat.txt").read_text()
+    (tmp_path / "kernel.txt").write_text("2026-11-23T06:00:00+00:00\n" + nstat + "2026-11-23T06:01:00+00:00\n" + nstat)
+    d, con = _ingest(tmp_path, tmp_path / "probe.txt", tmp_path / "kernel.txt")
+    assert [f["format"] for f in d["files"]] == ["curl-timing", "nstat"] and all(f["rejects"] == 0 for f in d["files"])
+    hs = con.sql("SELECT ts, round(value, 6) FROM metric_samples WHERE metric = 'tls_handshake_seconds' ORDER BY ts").fetchall()
+    assert hs == [(dt.datetime(2026, 11, 23, 6, i, tzinfo=UTC), v) for i, v in enumerate([0.002982, 0.003189, 0.002684])]
+    opens = con.sql("SELECT ts, value FROM metric_samples WHERE metric = 'nstat_TcpActiveOpens' ORDER BY ts").fetchall()
+    assert opens == [(dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC), 309.0), (dt.datetime(2026, 11, 23, 6, 1, tzinfo=UTC), 309.0)]
+
+
 def test_s_client_reconnect_resumption(tmp_path, fixtures):
     d, con = _ingest(tmp_path, fixtures / "host" / "s_client-reconnect.txt")
     reused = [r[0] for r in con.sql("SELECT value FROM metric_samples WHERE metric = 'tls_session_reused' ORDER BY line_no").fetchall()]

@@ -8,7 +8,10 @@ It works with whatever tables have rows. Each signal adds points to one domain; 
 - a stalled registry and a throttled storage both give proxy 504s: the proxy log alone is not a verdict, the
   registry log's gap, its errors and the metrics decide;
 - a registry restart gives proxy 502s; an OOM kill or restart event nearby points at the registry process;
-- manifests suffering more than blobs fits both locks and throttling, so it is recorded but scores nothing.
+- manifests suffering more than blobs fits both locks and throttling, so it is recorded but scores nothing;
+- host captures score only a change against their baseline (see host.py): a saturated disk points at the
+  storage path (not under a client flood), handshake time, SYN-RECV sockets and listen-queue overflows at
+  the proxy / TLS layer, and a cache-miss storm adds a point to the metadata database whose load it explains.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import ibis
 import polars as pl
 
 from .correlation import counter_mean
+from .host import HOST_JOBS, host_signals
 from .latency import AnomalyParams, anomalous_windows
 from .params import Thresholds, Window, bucket, frame, has_rows, in_window
 from .talkers import DominanceParams, dominance_windows
@@ -239,8 +243,10 @@ def failure_domain(con: ibis.BaseBackend, p: DomainParams) -> Verdict:
 
     # metrics: scrapes missing during the incident point at a stalled process
     if "metric_samples" in tables:
-        m_inc = _count(con, "metric_samples", incident)
-        m_all = _count(con, "metric_samples", p.window)
+        def scraped(t):
+            return ~t.job.fill_null("").isin(HOST_JOBS)
+        m_inc = _count(con, "metric_samples", incident, scraped)
+        m_all = _count(con, "metric_samples", p.window, scraped)
         expected = (m_all - m_inc) / base_min * span_min
         if expected >= 10 and m_inc < 0.2 * expected:
             led.add("registry_process", "metric scrapes missing", m_inc, expected, 1,
@@ -251,6 +257,8 @@ def failure_domain(con: ibis.BaseBackend, p: DomainParams) -> Verdict:
             led.add("blob_storage", "storage action time in the registry's metrics", inc_mean, base_mean,
                     0 if flood else 1, "not counted: a client flood raises storage latency with no storage fault"
                     if flood else "mean storage action seconds, incident against the span before")
+        for sig in host_signals(con, p.window, incident, around, flood):
+            led.add(sig.domain, sig.signal, sig.incident, sig.baseline, sig.points, sig.detail)
 
     return _decide(led, incident, tables, p)
 

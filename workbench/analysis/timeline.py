@@ -1,5 +1,7 @@
 """One incident timeline across every table: requests per minute with error and latency markers, events,
-lock waits per minute, and registry log lines of kinds storage_error, db_error and panic per minute.
+lock waits per minute, registry log lines of kinds storage_error, db_error and panic per minute, and the host
+captures per minute (disk %util, TLS handshake time, SYN-RECV sockets, listen overflows and SYN drops, cache
+miss ratios; see host.py), marked when they stand out from their median minute.
 
 Everything is aggregated in the engine first; the timeline holds one row per minute and source at most
 (plus one per event), sorted by time, source, kind and summary so the same case gives the same rows.
@@ -14,6 +16,7 @@ import ibis
 import polars as pl
 
 from .correlation import LOCK_EVENTS
+from .host import host_buckets, host_marks
 from .latency import AnomalyParams, anomalous_windows
 from .params import Window, bucket, frame, in_window
 
@@ -95,10 +98,18 @@ def _logs(con: ibis.BaseBackend, p: TimelineParams) -> pl.DataFrame:
                     summary=pl.format("{} × {}: {}", "n", "kind", pl.col("msg").fill_null(""))).cast(COLUMNS)
 
 
+def _host(con: ibis.BaseBackend, p: TimelineParams) -> pl.DataFrame:
+    h = host_marks(host_buckets(con, p.window, p.bucket))
+    if not p.quiet_minutes:
+        h = h.filter(pl.col("severity") != "info")
+    return h.select(ts="b", end_ts=pl.lit(None, COLUMNS["end_ts"]), source=pl.lit("host"), kind="kind",
+                    severity="severity", value="value", summary="summary").cast(COLUMNS)
+
+
 def timeline(con: ibis.BaseBackend, p: TimelineParams) -> pl.DataFrame:
     """The merged timeline: ts, end_ts (intervals), source, kind, severity (info, slow, warning, error),
     value, summary."""
-    parts = [_requests(con, p), _events(con, p), _locks(con, p), _logs(con, p)]
+    parts = [_requests(con, p), _events(con, p), _locks(con, p), _logs(con, p), _host(con, p)]
     return pl.concat(parts).sort(["ts", "source", "kind", "summary"])
 
 

@@ -77,6 +77,11 @@ def parse_stamp(text: str, tz: str) -> dt.datetime | None:
     return None
 
 
+def unstamped(lines: list[str]) -> list[str]:
+    """The lines that are not timestamp lines: what a looped capture (`date -Is; nstat -a`) shows of its tool."""
+    return [ln for ln in lines if parse_stamp(ln, "UTC") is None]
+
+
 def name_stamp(name: str) -> str | None:
     """The time stamp written in a file name (as written), if any."""
     m = _FILENAME_STAMP.search(name) or _FILENAME_EPOCH.search(name)

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from .base import Context
-from .capture import Capture, Ledger, snapshots
+from .capture import Capture, Ledger, snapshots, unstamped
 
 _STATES = {
     "ESTAB": "ESTABLISHED", "ESTABLISHED": "ESTABLISHED", "SYN-SENT": "SYN-SENT", "SYN_SENT": "SYN-SENT",
@@ -191,6 +191,7 @@ class Nstat(Capture):
     _line = re.compile(r"^([A-Za-z][A-Za-z0-9]*)\s+(\d+)\s+([\d.]+)\s*$")
 
     def looks_like(self, lines: list[str]) -> float:
+        lines = unstamped(lines)
         if lines and lines[0].startswith("#kernel"):
             return 0.95
         good = sum(1 for ln in lines if self._line.match(ln))

@@ -12,7 +12,7 @@ import json
 import re
 
 from .base import Context
-from .capture import Capture, Ledger, parse_stamp, snapshots
+from .capture import Capture, Ledger, parse_stamp, snapshots, unstamped
 
 _KV = re.compile(r"(\w+)=(\S+)")
 _CURL_VARS = ("time_namelookup", "time_connect", "time_appconnect", "time_pretransfer", "time_redirect",
@@ -26,6 +26,7 @@ class CurlTiming(Capture):
     example = "time_namelookup=0.000106 time_connect=0.000220 time_appconnect=0.003202 time_starttransfer=0.003380 time_total=0.003423 http_code=200"
 
     def looks_like(self, lines: list[str]) -> float:
+        lines = unstamped(lines)
         good = sum(1 for ln in lines if "time_connect" in ln and "time_total" in ln)
         return good / len(lines) * 0.95 if lines else 0.0
 

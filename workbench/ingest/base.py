@@ -119,7 +119,6 @@ class SqlFormat(Format):
             return classified_result(con, "_cls", self.reasons, tables)
         finally:
             con.unregister("_in")
-            con.unregister("_ua_lookup")  # registered by derive.requests_select, if used
 
 
 def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:

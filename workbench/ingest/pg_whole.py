@@ -1,31 +1,37 @@
 """A plain PostgreSQL stderr log read whole by DuckDB: the same rows as the block parse, with no Python per line
-and memory bounded by DuckDB's limit whatever the file's size.
+and DuckDB's memory within its limit whatever the file's size (its temp tables spill to the case's staging).
 
-The lines come from `wholefile` as the view `_in`. Each step writes a scratch Parquet file that the next reads:
+The lines come from `wholefile` (`run.lines`). Each step is a temp table that the next reads:
 
-1. `_pl`, every line once, on every core: its kind, the prefix's fields and the body (`StderrSql.lines`). The raw
-   text is kept only for lines that are no log line; a reject's text is otherwise rebuilt as prefix + body or
-   tab + body, which is the line as it was.
+1. `_pl`, every line once, on every core, numbered by the order in which it was written: its kind, the prefix's
+   fields (without the prefix text itself) and the body (`StderrSql.lines`).
 2. `_pc`, the record and part of every DETAIL / STATEMENT / … and tab-continuation line: a running max of the
    head line numbers in file order. DuckDB streams a window with no ORDER BY in the order it reads (one thread,
    over two narrow columns); most lines are heads, which are their own record.
-3. `_cls`, the records (one-line records as they are; the others grouped by record and part) and their
-   classification (`classify_sql`).
-4. the outputs, each copied to Parquet: lock waits with deadlocks expanded (deadlocks are few, so their rows go
-   through Python as in the block parse) and fingerprints looked up by normalised statement (pglast once per
-   distinct one); log events; rejects.
+3. `_parts` and `_cls`: the parts of the records of several lines, each with its continuations joined on, then
+   every record (its head line, with the parts of a longer one joined in) and its classification.
+4. the rejects (their raw text read again from the file, only when there are any) and the ledger; then the
+   outputs, copied to Parquet sorted by time (the joins of step 3 keep the lines' order only nearly): log events,
+   and lock waits with deadlocks expanded (deadlocks are few, so their rows go through Python as in the block
+   parse) and fingerprints looked up by normalised statement (pglast once per distinct one).
 """
 
 from __future__ import annotations
 
 from .base import Context
-from .postgres import (NORM_SQL, StderrSql, _expand_deadlocks, classify_sql, fingerprint_lookup, lock_waits_sql,
-                       log_events_sql)
+from .postgres import (
+    BAD_LINE,
+    NORM_SQL,
+    ORPHAN_LINE,
+    StderrSql,
+    _expand_deadlocks,
+    classify_sql,
+    fingerprint_lookup,
+    lock_waits_sql,
+    log_events_sql,
+    no_time_reason,
+)
 from .wholefile import WholeRun
-
-_BAD = "not a PostgreSQL log line for this log_line_prefix (pass --pg-prefix)"
-_ORPHAN = "continuation line with no record before it"
-_NO_TIME = "record without a time (no time in the prefix and no wrapper time)"
 
 
 def parse_stderr_whole(ctx: Context, run: WholeRun, sql: StderrSql) -> dict:
@@ -59,11 +65,8 @@ def parse_stderr_whole(ctx: Context, run: WholeRun, sql: StderrSql) -> dict:
         rf"""
         CREATE OR REPLACE TEMP TABLE _rej AS
         SELECT line_no,
-               CASE WHEN k = 'bad' THEN '{_BAD}'
-                    WHEN rec_line IS NULL THEN '{_ORPHAN}'
-                    WHEN n.ts_text IS NULL OR n.ts_text = '' THEN '{_NO_TIME}'
-                    ELSE 'unreadable time or unknown time zone ' || split_part(n.ts_text, ' ', 3)
-                         || ' (pass --tz with the server''s log_timezone)' END AS reason
+               CASE WHEN k = 'bad' THEN '{BAD_LINE}' WHEN rec_line IS NULL THEN '{ORPHAN_LINE}'
+                    ELSE {no_time_reason('n.ts_text')} END AS reason
         FROM (SELECT p.line_no, p.k, CASE WHEN p.k = 'head' THEN p.line_no ELSE c.rec_line END AS rec_line
               FROM _pl p LEFT JOIN _pc c USING (line_no) WHERE p.k <> 'blank') l
              LEFT JOIN _notime n USING (rec_line)
@@ -80,8 +83,9 @@ def parse_stderr_whole(ctx: Context, run: WholeRun, sql: StderrSql) -> dict:
                         ) if n_bad else 0
     run.drop("_rej")
 
-    rows = {"log_events": run.table("log_events", log_events_sql(ctx)), "db_lock_waits": _lock_waits(ctx, run)}
-    run.drop("_dl", "_cls", "_pw")
+    # records come out of the join in records() nearly, not quite, in line order: the outputs are sorted
+    rows = {"log_events": run.table("log_events", log_events_sql(ctx), sort=True), "db_lock_waits": _lock_waits(ctx, run)}
+    run.drop("_dl", "_cls")
     return {"rows": rows, "used_lines": used, "rejects": n_rej, "blank": blank}
 
 
@@ -89,14 +93,14 @@ def _lock_waits(ctx: Context, run: WholeRun) -> int:
     """db_lock_waits: the rows of `lock_waits_sql`, a deadlock's row replaced by its expansion (a row per process,
     from `_expand_deadlocks`), and the fingerprint of each statement joined in."""
     con = ctx.con
-    run.scratch("_pw", f"SELECT *, {NORM_SQL} AS _norm FROM ({lock_waits_sql(ctx)})", table=True)
-    dl = _expand_deadlocks(con.sql("SELECT * EXCLUDE (_norm) FROM _pw WHERE event = 'deadlock'").to_arrow_table())
+    waits = f"SELECT *, {NORM_SQL} AS _norm FROM ({lock_waits_sql(ctx)})"
+    dl = _expand_deadlocks(con.sql(f"SELECT * FROM ({lock_waits_sql(ctx)}) WHERE event = 'deadlock'").to_arrow_table())
     con.register("_dl_in", dl)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _dl AS SELECT *, {NORM_SQL} AS _norm FROM _dl_in")
     finally:
         con.unregister("_dl_in")
-    lookup = fingerprint_lookup(con, "(SELECT _norm, statement FROM _pw WHERE event IS DISTINCT FROM 'deadlock' "
+    lookup = fingerprint_lookup(con, f"(SELECT _norm, statement FROM ({waits}) WHERE event IS DISTINCT FROM 'deadlock' "
                                      "UNION ALL SELECT _norm, statement FROM _dl)")
     con.register("_fp_lookup", lookup)
     try:
@@ -104,7 +108,8 @@ def _lock_waits(ctx: Context, run: WholeRun) -> int:
                          for c in dl.column_names if c != "fingerprint")
         return run.table("db_lock_waits", f"""
             SELECT {cols}, l.fp AS fingerprint
-            FROM _pw w LEFT JOIN _dl d ON d.line_no = w.line_no
-                 LEFT JOIN _fp_lookup l ON l.norm = CASE WHEN d.line_no IS NULL THEN w._norm ELSE d._norm END""")
+            FROM ({waits}) w LEFT JOIN _dl d ON d.line_no = w.line_no
+                 LEFT JOIN _fp_lookup l ON l.norm = CASE WHEN d.line_no IS NULL THEN w._norm ELSE d._norm END""",
+                         sort=True)
     finally:
         con.unregister("_fp_lookup")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
@@ -336,6 +336,19 @@ def log_events_sql(ctx: Context) -> str:
         """
 
 
+#: why a stderr line is rejected: it is no log line, or a DETAIL / continuation before any message
+BAD_LINE = "not a PostgreSQL log line for this log_line_prefix (pass --pg-prefix)"
+ORPHAN_LINE = "continuation line with no record before it"
+
+
+def no_time_reason(ts_text: str) -> str:
+    """SQL: why the lines of a record whose time cannot be read are rejected, from its time text."""
+    return (f"CASE WHEN {ts_text} IS NULL OR {ts_text} = '' "
+            "THEN 'record without a time (no time in the prefix and no wrapper time)' "
+            f"ELSE 'unreadable time or unknown time zone ' || split_part({ts_text}, ' ', 3) "
+            "|| ' (pass --tz with the server''s log_timezone)' END")
+
+
 def _batches(block: pa.Table) -> pa.Table:
     """The block in record batches of 64k lines, so that DuckDB scans it on every core."""
     return pa.Table.from_batches(block.to_batches(max_chunksize=1 << 16), schema=block.schema)
@@ -355,13 +368,9 @@ def _finish(ctx: Context, lines_sql: str) -> ParseResult:
                    n.ts_text FROM _lk l LEFT JOIN _notime n ON n.rec_line = l.rec_line AND l.kind = 'rec'""")
     rejects = rejects_from(
         con,
-        r"""
-        SELECT l.line_no,
-               CASE WHEN starts_with(l.kind, 'bad:') THEN substr(l.kind, 5)
-                    WHEN l.ts_text IS NULL OR l.ts_text = '' THEN 'record without a time (no time in the prefix and no wrapper time)'
-                    ELSE 'unreadable time or unknown time zone ' || split_part(l.ts_text, ' ', 3)
-                         || ' (pass --tz with the server''s log_timezone)' END AS reason,
-               i.text
+        f"""
+        SELECT l.line_no, CASE WHEN starts_with(l.kind, 'bad:') THEN substr(l.kind, 5) ELSE {no_time_reason('l.ts_text')} END
+                   AS reason, i.text
         FROM (SELECT * FROM _lkc WHERE starts_with(kind, 'bad:') OR notime) l JOIN _in i USING (line_no)
         ORDER BY l.line_no
         """,
@@ -446,12 +455,12 @@ class PostgresStderr(Format):
                            WHERE rec_line IN (SELECT rec_line FROM _multi) AND k IN ('head', 'sec', 'cont')""")
             con.execute("CREATE OR REPLACE TEMP TABLE _rec AS "
                         + sql.records("SELECT * FROM _ln WHERE k = 'head'", sql.parts("_ml")))
-            res = _finish(ctx, """
+            res = _finish(ctx, f"""
                 SELECT line_no, rec_line,
                        CASE WHEN k IN ('head', 'sec', 'cont') AND rec_line IS NOT NULL THEN 'rec'
                             WHEN k = 'blank' THEN 'blank'
-                            WHEN k = 'bad' THEN 'bad:not a PostgreSQL log line for this log_line_prefix (pass --pg-prefix)'
-                            ELSE 'bad:continuation line with no record before it' END AS kind
+                            WHEN k = 'bad' THEN 'bad:{BAD_LINE}'
+                            ELSE 'bad:{ORPHAN_LINE}' END AS kind
                 FROM _ln""")
         finally:
             con.unregister("_in")

@@ -166,10 +166,11 @@ class WholeRun:
             drop_relation(self.ctx.con, name)
             drop_relation(self.ctx.con, f"{name}_t")
 
-    def table(self, table: str, sql: str) -> int:
-        """Stage a canonical table from a SELECT with its columns; returns its rows."""
+    def table(self, table: str, sql: str, sort: bool = False) -> int:
+        """Stage a canonical table from a SELECT with its columns; returns its rows. `sort`: the SELECT is not
+        in line order, sort it as it is written."""
         n, self.part = _copy_by_day(self.ctx.con, self.writer, self.file_id, table, sql, self.work, self.staged,
-                                    self.part)
+                                    self.part, sort)
         return n
 
     def rejects(self, sql: str) -> int:
@@ -214,22 +215,24 @@ def parse_sql_format(fmt: SqlFormat, ctx: Context, run: WholeRun) -> dict:
 
 
 def _copy_by_day(con: duckdb.DuckDBPyConnection, writer: CaseWriter, file_id: str, table: str, sql: str,
-                 work: Path, staged: list[Staged], part: int) -> tuple[int, int]:
+                 work: Path, staged: list[Staged], part: int, sort: bool = False) -> tuple[int, int]:
     """Write one output table sorted by (ts, line_no), one file per UTC day.
 
     It is written in line order first: a log is written as time goes, so it is usually in order already, and
     a sort under the memory limit costs more than the parse (it spills). Only a file found out of order is
-    sorted, from that Parquet file. Then each day, a contiguous run, gets its own file. DuckDB's own
+    sorted, from that Parquet file; `sort` sorts in the first write, for a SELECT that is not in line order
+    (a join does not keep it). Then each day, a contiguous run, gets its own file. DuckDB's own
     row-group size (it writes row groups in parallel; one of a million rows took three times as long) and
     zstd level 1 (faster than the default 3 here, and no larger)."""
     work.mkdir(parents=True, exist_ok=True)
     whole = work / f"{table}.parquet"
     n = con.execute(
-        f"COPY (SELECT {schema.select_list(table)} FROM ({sql})) TO {sql_literal(str(whole))} ({PARQUET})"
+        f"COPY (SELECT {schema.select_list(table)} FROM ({sql}){' ORDER BY ts, line_no' if sort else ''}) "
+        f"TO {sql_literal(str(whole))} ({PARQUET})"
     ).fetchall()[0][0]
     if not n:
         return 0, part
-    if not _in_order(whole):
+    if not sort and not _in_order(whole):
         ordered = work / f"{table}-sorted.parquet"
         con.execute(f"COPY (SELECT * FROM read_parquet({sql_literal(str(whole))}) ORDER BY ts, line_no) "
                     f"TO {sql_literal(str(ordered))} ({PARQUET})")

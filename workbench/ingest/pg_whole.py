@@ -24,8 +24,8 @@ from .postgres import (
     NORM_SQL,
     ORPHAN_LINE,
     StderrSql,
-    _expand_deadlocks,
     classify_sql,
+    expand_deadlock_rows,
     fingerprint_lookup,
     lock_waits_sql,
     log_events_sql,
@@ -94,7 +94,7 @@ def _lock_waits(ctx: Context, run: WholeRun) -> int:
     from `_expand_deadlocks`), and the fingerprint of each statement joined in."""
     con = ctx.con
     waits = f"SELECT *, {NORM_SQL} AS _norm FROM ({lock_waits_sql(ctx)})"
-    dl = _expand_deadlocks(con.sql(f"SELECT * FROM ({lock_waits_sql(ctx)}) WHERE event = 'deadlock'").to_arrow_table())
+    dl = expand_deadlock_rows(con.sql(f"SELECT * FROM ({lock_waits_sql(ctx)}) WHERE event = 'deadlock'").to_arrow_table())
     con.register("_dl_in", dl)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _dl AS SELECT *, {NORM_SQL} AS _norm FROM _dl_in")

@@ -225,10 +225,19 @@ def _expand_deadlocks(tbl: pa.Table) -> pa.Table:
     is_dl = pc.fill_null(pc.equal(tbl.column("event"), "deadlock"), False)
     if not pc.any(is_dl).as_py():
         return tbl
-    rest = tbl.filter(pc.invert(is_dl))
-    rows = tbl.filter(is_dl).to_pylist()
+    return pa.concat_tables([tbl.filter(pc.invert(is_dl)), expand_deadlock_rows(tbl.filter(is_dl))])
+
+
+def expand_deadlock_rows(tbl: pa.Table) -> pa.Table:
+    """`_expand_deadlocks` for rows that are all deadlocks, a thousand at a time as Python objects (each a
+    dict), so memory stays flat however many there are."""
+    return pa.concat_tables([tbl, *(_expand_rows(tbl.slice(i, 1024)) for i in range(0, tbl.num_rows, 1024))]
+                            ).slice(tbl.num_rows)
+
+
+def _expand_rows(tbl: pa.Table) -> pa.Table:
     out = []
-    for r in rows:
+    for r in tbl.to_pylist():
         if r["event"] != "deadlock" or not r["detail"]:
             out.append(r)
             continue
@@ -263,7 +272,7 @@ def _expand_deadlocks(tbl: pa.Table) -> pa.Table:
             if p != victim:
                 row["sqlstate"] = None
             out.append(row)
-    return pa.concat_tables([rest, pa.Table.from_pylist(out, schema=tbl.schema)])
+    return pa.Table.from_pylist(out, schema=tbl.schema)
 
 
 def _lock_type(obj: str | None) -> str | None:

@@ -91,3 +91,69 @@ def test_files_duckdb_cannot_read_as_lines_take_the_block_reader(tmp_path, fixtu
     assert f["reader"] == "blocks" and f["balanced"]
     assert any(why in n for n in f["notes"]), f["notes"]
     assert f["lines"] == len(lines)
+
+
+# PostgreSQL stderr logs: records of several lines, deadlocks, rejects of every kind, zones read in --tz.
+PG_STDERR = [("postgres/berlin-postgresql.log", {}), ("postgres/saopaulo-pgbadger-prefix.log", {}),
+             ("postgres/broken-stderr.log", {}), ("postgres/broken-stderr.log", {"tz": "Europe/Berlin"}),
+             ("postgres/saopaulo-pgbadger-prefix.log", {"options": {"pg_prefix": "%m [%p] "}})]
+PG_QUERIES = {
+    "db_lock_waits": "SELECT * EXCLUDE (source_file) FROM db_lock_waits ORDER BY line_no, event, pid",
+    "log_events": "SELECT * EXCLUDE (source_file) FROM log_events ORDER BY line_no",
+    "rejects": "SELECT line_no, format, reason, raw FROM rejects ORDER BY line_no",
+}
+
+
+@pytest.mark.parametrize("name, kw", PG_STDERR)
+def test_postgres_stderr_whole_file_and_blocks_give_the_same_rows(tmp_path, fixtures, name, kw):
+    src = fixtures / name
+    plain = tmp_path / src.name
+    shutil.copy(src, plain)
+    packed = tmp_path / (src.name + ".gz")
+    packed.write_bytes(gzip.compress(src.read_bytes()))
+    a = ingest(tmp_path / "a", [plain], **kw).to_dict()["files"][0]
+    b = ingest(tmp_path / "b", [packed], **kw).to_dict()["files"][0]
+    assert (a["reader"], b["reader"]) == ("duckdb", "blocks") and a["format"] == "postgres-stderr"
+    for key in ("lines", "rows", "used_lines", "rejects", "skipped", "balanced", "notes"):
+        assert a[key] == b[key], key
+    assert a["balanced"] and a["rows_total"] + a["rejects"] > 0
+    got = [{t: Case(c).connect().sql(q).fetchall() for t, q in PG_QUERIES.items()}
+           for c in (tmp_path / "a", tmp_path / "b")]
+    assert got[0] == got[1]
+
+
+def test_postgres_line_numbers_hold_across_a_parallel_read(tmp_path):
+    """48 MB of stderr log read whole, on both cores: every statement names the line it is on, records of several
+    lines (a lock wait with its DETAIL and STATEMENT) keep their first line's number, and junk and blank lines are
+    counted where they are."""
+    path = tmp_path / "postgresql.log"
+    junk, blank, waits = set(), set(), set()
+    n = 0
+    with open(path, "w") as fh:
+        while n < 330_000:
+            n += 1
+            ts = f"2026-11-28 06:{(n // 6000) % 60:02d}:{(n // 100) % 60:02d}.{n % 1000:03d} CET [{n % 9000 + 1000}] u@d "
+            if n % 9973 == 0:
+                blank.add(n)
+                fh.write("\n")
+            elif n % 7919 == 0:
+                junk.add(n)
+                fh.write(f"panic: not a log line {n}\n")
+            elif n % 1013 == 0:
+                waits.add(n)
+                fh.write(f"{ts}LOG:  process {n} still waiting for ShareLock on transaction 7 after 100.5 ms\n"
+                         f"{ts}DETAIL:  Process holding the lock: 1. Wait queue: {n}.\n"
+                         f"{ts}STATEMENT:  UPDATE t SET a = 1\n\t  WHERE id = {n}\n")
+                n += 3
+            else:
+                fh.write(f"{ts}LOG:  duration: 1.{n % 1000:03d} ms  statement: SELECT {n} /* {'x' * (n % 200)} */\n")
+    f = ingest(tmp_path / "case", [path]).to_dict()["files"][0]
+    assert f["reader"] == "duckdb" and f["balanced"] and f["lines"] == n
+    assert f["skipped"] == {"blank": len(blank)} and f["rejects"] == len(junk)
+    con = Case(tmp_path / "case").connect()
+    slow = con.sql("SELECT count(*), count(*) FILTER (WHERE split_part(statement, ' ', 2) <> line_no::VARCHAR) "
+                   "FROM db_lock_waits WHERE event = 'slow_statement'").fetchall()[0]
+    assert slow == (n - len(junk) - len(blank) - 4 * len(waits), 0)
+    got = con.sql("SELECT line_no, pid, statement, waiters FROM db_lock_waits WHERE event = 'waiting' ORDER BY 1").fetchall()
+    assert got == [(w, w, f"UPDATE t SET a = 1\n  WHERE id = {w}", [w]) for w in sorted(waits)]
+    assert {r[0] for r in con.sql("SELECT line_no FROM rejects").fetchall()} == junk

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import duckdb
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from .wholefile import WholeRun
 
 REJECT_COLUMNS = pa.schema([("line_no", pa.int64()), ("reason", pa.string()), ("text", pa.string())])
 
@@ -69,6 +72,14 @@ class Format:
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
         raise NotImplementedError
 
+    #: True when `parse_whole` can parse a plain file read whole by DuckDB (see `wholefile`)
+    whole_file: ClassVar[bool] = False
+
+    def parse_whole(self, ctx: Context, run: WholeRun) -> dict:
+        """Parse the lines of the view `_in` (a whole file) and stage the results through `run`. Returns
+        {"rows": {table: n}, "used_lines", "rejects", "blank"}; must give the rows that `parse` gives."""
+        raise NotImplementedError
+
 
 def sql_literal(value: str | None) -> str:
     """A string as an SQL literal (for views, which cannot take parameters)."""
@@ -87,6 +98,7 @@ class SqlFormat(Format):
     """
 
     reasons: ClassVar[dict[str, str]]
+    whole_file = True
 
     def classify(self, ctx: Context) -> str:
         raise NotImplementedError
@@ -104,6 +116,11 @@ class SqlFormat(Format):
         for name, sql, kind in self.relations(ctx):
             drop_relation(con, name)
             con.execute(f"CREATE TEMP {'TABLE' if kind == 'table' else 'VIEW'} {name} AS {sql}")
+
+    def parse_whole(self, ctx: Context, run: WholeRun) -> dict:
+        from .wholefile import parse_sql_format
+
+        return parse_sql_format(self, ctx, run)
 
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
         from .. import schema

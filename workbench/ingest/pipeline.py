@@ -21,7 +21,7 @@ from .. import schema
 from ..case import Case, CaseWriter, Staged, fsync_file, new_connection
 from ..errors import BadLine, InputError
 from . import derive
-from .base import Context, Format, ParseResult, SqlFormat
+from .base import Context, Format, ParseResult
 from .catalog import detect, get_format
 from .source import LineReader, clip_raw, compression_of, scan_file
 from .wholefile import ingest_whole_file
@@ -188,13 +188,13 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
     staged: list[Staged] = []
     part = 0
     whole = None
-    if isinstance(fmt, SqlFormat) and not wrappers and fs.compression is None:
+    if fmt.whole_file and not wrappers and fs.compression is None:
         whole = ingest_whole_file(ctx, fmt, path, scan, writer, file_id, on_bad_line)
     fs.reader = "blocks" if whole is None else "duckdb"
     if whole is not None:
         staged = whole["staged"]
         fs.rows = {t: n for t, n in whole["rows"].items() if n}
-        fs.used_lines = sum(whole["rows"].values())
+        fs.used_lines = whole["used_lines"]
         fs.rejects = whole["rejects"]
         fs.skipped = {"blank": whole["blank"]}
         reader.lines = whole["lines"]

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 
+import duckdb
 import pyarrow as pa
 
 from .. import schema
-from .base import Context, Format, ParseResult, empty_rejects, rejects_from
+from .base import Context, Format, ParseResult, empty_rejects, rejects_from, sql_literal
 from .pg_time import ts_sql
 
 SEVERITIES = ("DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR",
@@ -131,21 +133,20 @@ _CONN_RE = (r"too many clients|remaining connection slots are reserved|password 
 _INT_LIST = "list_transform(list_filter(string_split(regexp_replace({}, '\\s', '', 'g'), ','), lambda x: x <> ''), lambda x: CAST(x AS BIGINT))"
 
 
-def _classify(ctx: Context) -> None:
-    """_rec -> _cls: one row per record with its UTC time, event and the parts of a lock-wait or duration message.
+def classify_sql(ctx: Context, records: str, zones: str = "_rec") -> str:
+    """Records (`records`, a relation or subquery with _rec's columns) -> one row per record with its UTC time,
+    event and the parts of a lock-wait or duration message. `zones` holds every record's `ts_text`.
 
     Each extraction runs only on the records it can apply to (CASE guards), so the common `duration:` and
     connection lines cost a prefix test each.
     """
-    ts = ts_sql(ctx.con, "_rec", "ts_text", ctx.tz)
-    ctx.con.execute(
-        rf"""
-        CREATE OR REPLACE TEMP TABLE _cls AS
+    ts = ts_sql(ctx.con, zones, "ts_text", ctx.tz)
+    return rf"""
         WITH r AS (
             SELECT * REPLACE (CASE WHEN contains(message, ' at character ')
                                    THEN regexp_replace(message, ' at character \d+$', '') ELSE message END AS message),
                    coalesce({ts}, wrap_ts) AS ts
-            FROM _rec),
+            FROM {records}),
         w AS (
             SELECT *,
                 CASE WHEN starts_with(message, 'process ')
@@ -171,15 +172,14 @@ def _classify(ctx: Context) -> None:
             END AS event
         FROM w
         """
-    )
 
 
-def _lock_waits(ctx: Context) -> pa.Table:
+def lock_waits_sql(ctx: Context) -> str:
+    """_cls -> db_lock_waits rows (a deadlock as one row, see `_expand_deadlocks`; no fingerprint yet)."""
     holders = _INT_LIST.format(r"regexp_extract(detail, 'Process(?:es)? holding the lock: ([0-9, ]*)\.', 1)")
     waiters = _INT_LIST.format(r"regexp_extract(detail, 'Wait queue: ([0-9, ]*)\.', 1)")
     rel_name = r"""nullif(regexp_extract(context, 'in relation "([^"]+)"', 1), '')"""
-    tbl = ctx.con.sql(
-        rf"""
+    return rf"""
         SELECT ts, event,
                coalesce(TRY_CAST(nullif(wm.wpid, '') AS BIGINT), pid) AS pid,
                nullif(wm.mode, '') AS lock_mode,
@@ -208,14 +208,9 @@ def _lock_waits(ctx: Context) -> pa.Table:
                message,
                nullif(concat_ws(chr(10), detail, CASE WHEN context <> '' THEN 'CONTEXT: ' || context END,
                                 CASE WHEN hint <> '' THEN 'HINT: ' || hint END), '') AS detail,
-               $src AS source_file, rec_line AS line_no
+               {sql_literal(ctx.source_file)} AS source_file, rec_line AS line_no
         FROM _cls WHERE event IS NOT NULL AND ts IS NOT NULL
-        ORDER BY rec_line
-        """,
-        params={"src": ctx.source_file},
-    ).to_arrow_table()
-    tbl = _expand_deadlocks(tbl)
-    return fingerprint(ctx, tbl)
+        """
 
 
 _DL_WAIT = re.compile(r"^Process (\d+) waits for (\S+) on (.+?); blocked by process (\d+)\.$")
@@ -230,10 +225,19 @@ def _expand_deadlocks(tbl: pa.Table) -> pa.Table:
     is_dl = pc.fill_null(pc.equal(tbl.column("event"), "deadlock"), False)
     if not pc.any(is_dl).as_py():
         return tbl
-    rest = tbl.filter(pc.invert(is_dl))
-    rows = tbl.filter(is_dl).to_pylist()
+    return pa.concat_tables([tbl.filter(pc.invert(is_dl)), expand_deadlock_rows(tbl.filter(is_dl))])
+
+
+def expand_deadlock_rows(tbl: pa.Table) -> pa.Table:
+    """`_expand_deadlocks` for rows that are all deadlocks, a thousand at a time as Python objects (each a
+    dict), so memory stays flat however many there are."""
+    return pa.concat_tables([tbl, *(_expand_rows(tbl.slice(i, 1024)) for i in range(0, tbl.num_rows, 1024))]
+                            ).slice(tbl.num_rows)
+
+
+def _expand_rows(tbl: pa.Table) -> pa.Table:
     out = []
-    for r in rows:
+    for r in tbl.to_pylist():
         if r["event"] != "deadlock" or not r["detail"]:
             out.append(r)
             continue
@@ -268,7 +272,7 @@ def _expand_deadlocks(tbl: pa.Table) -> pa.Table:
             if p != victim:
                 row["sqlstate"] = None
             out.append(row)
-    return pa.concat_tables([rest, pa.Table.from_pylist(out, schema=tbl.schema)])
+    return pa.Table.from_pylist(out, schema=tbl.schema)
 
 
 def _lock_type(obj: str | None) -> str | None:
@@ -283,7 +287,7 @@ def _lock_type(obj: str | None) -> str | None:
 
 #: statement text with constants replaced by `?`, in one pass: the key under which pglast's fingerprint is looked up
 #: (two texts of the same statement may get different keys, and then the same fingerprint)
-_NORM_SQL = r"""regexp_replace(statement, '''(?:[^'']|'''')*''|\b\d+(?:\.\d+)?\b', '?', 'g')"""
+NORM_SQL = r"""regexp_replace(statement, '''(?:[^'']|'''')*''|\b\d+(?:\.\d+)?\b', '?', 'g')"""
 
 
 def fingerprint(ctx: Context, tbl: pa.Table) -> pa.Table:
@@ -292,18 +296,22 @@ def fingerprint(ctx: Context, tbl: pa.Table) -> pa.Table:
     con = ctx.con
     con.register("_fp_in", tbl)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _fp AS SELECT *, {_NORM_SQL} AS _norm FROM _fp_in")
-        distinct = con.sql("SELECT _norm, any_value(statement) FROM _fp WHERE _norm IS NOT NULL GROUP BY ALL"
-                           ).fetchall()
-        lookup = pa.table({"norm": pa.array([d[0] for d in distinct], pa.string()),
-                           "fp": pa.array([_fingerprint_one(d[1], d[0]) for d in distinct], pa.string())})
-        con.register("_fp_lookup", lookup)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _fp AS SELECT *, {NORM_SQL} AS _norm FROM _fp_in")
+        con.register("_fp_lookup", fingerprint_lookup(con, "_fp"))
         cols = ", ".join(f'"{n}"' if n != "fingerprint" else "l.fp AS fingerprint" for n in tbl.column_names)
         out = con.sql(f"SELECT {cols} FROM _fp t LEFT JOIN _fp_lookup l ON l.norm = t._norm").to_arrow_table()
     finally:
         con.unregister("_fp_in")
         con.unregister("_fp_lookup")
     return out
+
+
+def fingerprint_lookup(con: duckdb.DuckDBPyConnection, relation: str) -> pa.Table:
+    """(norm, fp) for every distinct `_norm` of `relation` (which has `_norm` and `statement`): pglast runs on
+    one statement of each, the same one whichever way the rows came (the least)."""
+    distinct = con.sql(f"SELECT _norm, min(statement) FROM {relation} WHERE _norm IS NOT NULL GROUP BY ALL").fetchall()
+    return pa.table({"norm": pa.array([d[0] for d in distinct], pa.string()),
+                     "fp": pa.array([_fingerprint_one(d[1], d[0]) for d in distinct], pa.string())})
 
 
 def _fingerprint_one(stmt: str, norm: str) -> str:
@@ -315,10 +323,10 @@ def _fingerprint_one(stmt: str, norm: str) -> str:
         return "text:" + hashlib.md5(norm.encode()).hexdigest()[:16]
 
 
-def _log_events(ctx: Context) -> pa.Table:
-    return ctx.con.sql(
-        r"""
-        SELECT ts, 'postgres' AS layer, coalesce($inst, wrap_host) AS instance, lower(severity) AS level,
+def log_events_sql(ctx: Context) -> str:
+    """_cls -> log_events rows: every record that is not lock, timeout, slow-statement or error evidence."""
+    return rf"""
+        SELECT ts, 'postgres' AS layer, coalesce({sql_literal(ctx.instance)}, wrap_host) AS instance, lower(severity) AS level,
                message,
                CASE WHEN severity = 'PANIC' THEN 'panic'
                     WHEN severity IN ('WARNING') THEN 'db_error'
@@ -330,13 +338,24 @@ def _log_events(ctx: Context) -> pa.Table:
                nullif(nullif(sqlstate, ''), '00000') AS error_code,
                nullif(concat_ws(chr(10), nullif(detail, ''), nullif(context, ''), nullif(hint, '')), '') AS error_detail,
                NULL AS request_id, NULL AS repository,
-               to_json({'pid': pid, 'user': nullif(user_name, ''), 'database': nullif(database, ''),
-                        'application': nullif(application, ''), 'statement': statement})::VARCHAR AS fields,
-               $src AS source_file, rec_line AS line_no
-        FROM _cls WHERE event IS NULL AND ts IS NOT NULL ORDER BY rec_line
-        """,
-        params={"inst": ctx.instance, "src": ctx.source_file},
-    ).to_arrow_table()
+               to_json({{'pid': pid, 'user': nullif(user_name, ''), 'database': nullif(database, ''),
+                        'application': nullif(application, ''), 'statement': statement}})::VARCHAR AS fields,
+               {sql_literal(ctx.source_file)} AS source_file, rec_line AS line_no
+        FROM _cls WHERE event IS NULL AND ts IS NOT NULL
+        """
+
+
+#: why a stderr line is rejected: it is no log line, or a DETAIL / continuation before any message
+BAD_LINE = "not a PostgreSQL log line for this log_line_prefix (pass --pg-prefix)"
+ORPHAN_LINE = "continuation line with no record before it"
+
+
+def no_time_reason(ts_text: str) -> str:
+    """SQL: why the lines of a record whose time cannot be read are rejected, from its time text."""
+    return (f"CASE WHEN {ts_text} IS NULL OR {ts_text} = '' "
+            "THEN 'record without a time (no time in the prefix and no wrapper time)' "
+            f"ELSE 'unreadable time or unknown time zone ' || split_part({ts_text}, ' ', 3) "
+            "|| ' (pass --tz with the server''s log_timezone)' END")
 
 
 def _batches(block: pa.Table) -> pa.Table:
@@ -348,23 +367,19 @@ def _finish(ctx: Context, lines_sql: str) -> ParseResult:
     """From _rec (records) and `lines_sql` (line_no, rec_line, kind; a view over the block's lines) to the result.
     Kinds: rec (part of a record), blank, bad:<reason>. The lines of a record whose time cannot be read are
     rejects; the raw text comes from the block `_in`, for rejects only."""
-    _classify(ctx)
-    waits = _lock_waits(ctx)
-    events = _log_events(ctx)
     con = ctx.con
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _cls AS {classify_sql(ctx, '_rec')}")
+    waits = fingerprint(ctx, _expand_deadlocks(con.sql(f"{lock_waits_sql(ctx)} ORDER BY rec_line").to_arrow_table()))
+    events = con.sql(f"{log_events_sql(ctx)} ORDER BY rec_line").to_arrow_table()
     con.execute(f"CREATE OR REPLACE TEMP VIEW _lk AS {lines_sql}")
     con.execute("CREATE OR REPLACE TEMP TABLE _notime AS SELECT rec_line, ts_text FROM _cls WHERE ts IS NULL")
     con.execute("""CREATE OR REPLACE TEMP TABLE _lkc AS SELECT l.line_no, l.kind, n.rec_line IS NOT NULL AS notime,
                    n.ts_text FROM _lk l LEFT JOIN _notime n ON n.rec_line = l.rec_line AND l.kind = 'rec'""")
     rejects = rejects_from(
         con,
-        r"""
-        SELECT l.line_no,
-               CASE WHEN starts_with(l.kind, 'bad:') THEN substr(l.kind, 5)
-                    WHEN l.ts_text IS NULL OR l.ts_text = '' THEN 'record without a time (no time in the prefix and no wrapper time)'
-                    ELSE 'unreadable time or unknown time zone ' || split_part(l.ts_text, ' ', 3)
-                         || ' (pass --tz with the server''s log_timezone)' END AS reason,
-               i.text
+        f"""
+        SELECT l.line_no, CASE WHEN starts_with(l.kind, 'bad:') THEN substr(l.kind, 5) ELSE {no_time_reason('l.ts_text')} END
+                   AS reason, i.text
         FROM (SELECT * FROM _lkc WHERE starts_with(kind, 'bad:') OR notime) l JOIN _in i USING (line_no)
         ORDER BY l.line_no
         """,
@@ -373,7 +388,7 @@ def _finish(ctx: Context, lines_sql: str) -> ParseResult:
                           ).fetchall())
     # nothing of this block stays in memory while the next one is parsed
     con.execute("DROP VIEW IF EXISTS _lk")
-    for t in ("_lkc", "_notime", "_cls", "_fp", "_rec", "_ln", "_multi", "_r0", "_r1"):
+    for t in ("_lkc", "_notime", "_cls", "_fp", "_rec", "_ln", "_multi", "_ml", "_r0", "_r1"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     blank = counts.get("blank", 0)
     return ParseResult(
@@ -408,47 +423,33 @@ class PostgresStderr(Format):
         cont = sum(1 for ln in lines if ln.startswith("\t"))
         return min(1.0, (n + cont) / len(lines)) * (0.9 if prefix == "" else 1.0)
 
-    def _prefix(self, ctx: Context, block: pa.Table) -> str:
+    whole_file = True
+
+    def _prefix(self, ctx: Context, head: Callable[[], list[str]]) -> str:
+        """The log_line_prefix: given, or detected once from the first 2000 lines (`head` gives them)."""
         if "pg_prefix" in ctx.options:
             return ctx.options["pg_prefix"]
         if "_pg_prefix_detected" not in ctx.options:
-            head = [t for t in block.column("text").slice(0, 2000).to_pylist() if t and t.strip()]
-            prefix, _ = detect_prefix(head)
+            prefix, _ = detect_prefix([t for t in head() if t and t.strip()])
             ctx.options["_pg_prefix_detected"] = prefix
             ctx.note(f"log_line_prefix detected as {prefix!r} (pass --pg-prefix to set it)")
         return ctx.options["_pg_prefix_detected"]
 
+    def parse_whole(self, ctx: Context, run) -> dict:
+        from .pg_whole import parse_stderr_whole
+
+        head = lambda: [t for (t,) in ctx.con.sql("SELECT text FROM _in LIMIT 2000").fetchall()]  # noqa: E731
+        return parse_stderr_whole(ctx, run, StderrSql(self._prefix(ctx, head)))
+
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
         con = ctx.con
-        rx, names = prefix_regex(self._prefix(ctx, block))
-        # group 1 is the whole prefix and severity: the message is the rest of the line, cut by length, so the
-        # regex only ever sees the start of a line
-        names = ["head", *names, "sev"]
-        full = ("^(" + rx[1:] + _SEV_RE + ")").replace("'", "''")
-        get = lambda n: f"nullif(m.{n}, '')" if n in names else "NULL"  # noqa: E731
-        if "ts" in names:
-            ts_text = "m.ts"
-        elif "epoch" in names:
-            ts_text = "strftime(to_timestamp(TRY_CAST(m.epoch AS DOUBLE)), '%Y-%m-%d %H:%M:%S.%f') || ' UTC'"
-        else:
-            ts_text = "NULL::VARCHAR"
+        sql = StderrSql(self._prefix(ctx, lambda: block.column("text").slice(0, 2000).to_pylist()))
         con.register("_in", _batches(block))
         try:
             con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _ln AS
-                SELECT line_no, k, m, wrap_ts, wrap_host,
-                       CASE WHEN k IN ('head', 'sec') THEN substr(text, length(m.head) + 1)
-                            WHEN k = 'cont' THEN substr(text, 2) END AS body,
-                       max(CASE WHEN k = 'head' THEN line_no END) OVER w AS rec_line
-                FROM (SELECT *, CASE WHEN m.sev IN {SECONDARY!r} THEN 'sec'
-                                     WHEN m.sev <> '' THEN 'head'
-                                     WHEN starts_with(text, chr(9)) THEN 'cont'
-                                     WHEN trim(text) = '' THEN 'blank'
-                                     ELSE 'bad' END AS k
-                      FROM (SELECT *, regexp_extract(left(text, 600), '{full}', {names!r}) AS m FROM _in))
-                WINDOW w AS (ORDER BY line_no ROWS UNBOUNDED PRECEDING)
-                """
+                f"""CREATE OR REPLACE TEMP TABLE _ln AS
+                    SELECT line_no, k, m, wrap_ts, wrap_host, body, {StderrSql.RECORD_OF} FROM ({sql.lines('_in')})
+                    WINDOW w AS (ORDER BY line_no ROWS UNBOUNDED PRECEDING)"""
             )
             held = 0
             if not final:
@@ -456,56 +457,95 @@ class PostgresStderr(Format):
                 if last is not None:
                     held = con.sql("SELECT count(*) FROM _ln WHERE line_no >= $r", params={"r": last}).fetchall()[0][0]
                     con.execute("DELETE FROM _ln WHERE line_no >= $r", {"r": last})
-            # records of one line (most of them) are projected as they are; only the others are assembled
+            # records of one line (most of them) are their head line; only the others are assembled
             con.execute("""CREATE OR REPLACE TEMP TABLE _multi AS
                            SELECT DISTINCT rec_line FROM _ln WHERE k IN ('sec', 'cont') AND rec_line IS NOT NULL""")
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _rec AS
-                SELECT line_no AS rec_line, {ts_text} AS ts_text, wrap_ts, wrap_host,
-                       TRY_CAST({get('pid')} AS BIGINT) AS pid, {get('user')} AS user_name, {get('db')} AS database,
-                       {get('app')} AS application, {get('sqlstate')} AS sqlstate, m.sev AS severity,
-                       body AS message, NULL::VARCHAR AS detail, NULL::VARCHAR AS hint, NULL::VARCHAR AS context,
-                       NULL::VARCHAR AS statement
-                FROM _ln WHERE k = 'head' AND line_no NOT IN (SELECT rec_line FROM _multi)
-                UNION ALL
-                SELECT * FROM (
-                    WITH lines AS (
-                        SELECT *, max(CASE WHEN k IN ('head', 'sec') THEN line_no END) OVER w AS part
-                        FROM _ln WHERE rec_line IN (SELECT rec_line FROM _multi) AND k IN ('head', 'sec', 'cont')
-                        WINDOW w AS (ORDER BY line_no ROWS UNBOUNDED PRECEDING)),
-                    parts AS (
-                        SELECT rec_line, part, first(m ORDER BY line_no) AS m,
-                               first(wrap_ts ORDER BY line_no) AS wrap_ts, first(wrap_host ORDER BY line_no) AS wrap_host,
-                               string_agg(body, chr(10) ORDER BY line_no) AS body
-                        FROM lines GROUP BY rec_line, part)
-                    SELECT rec_line,
-                           first({ts_text}) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS ts_text,
-                           first(wrap_ts ORDER BY part) AS wrap_ts, first(wrap_host ORDER BY part) AS wrap_host,
-                           TRY_CAST(first({get('pid')} ORDER BY part) AS BIGINT) AS pid,
-                           first({get('user')} ORDER BY part) AS user_name, first({get('db')} ORDER BY part) AS database,
-                           first({get('app')} ORDER BY part) AS application,
-                           first({get('sqlstate')} ORDER BY part) AS sqlstate,
-                           first(m.sev) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS severity,
-                           first(body) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS message,
-                           first(body) FILTER (WHERE m.sev = 'DETAIL') AS detail,
-                           first(body) FILTER (WHERE m.sev = 'HINT') AS hint,
-                           first(body) FILTER (WHERE m.sev = 'CONTEXT') AS context,
-                           first(body) FILTER (WHERE m.sev = 'STATEMENT') AS statement
-                    FROM parts GROUP BY rec_line)
-                """
-            )
-            res = _finish(ctx, """
+            con.execute("""CREATE OR REPLACE TEMP TABLE _ml AS SELECT * FROM _ln
+                           WHERE rec_line IN (SELECT rec_line FROM _multi) AND k IN ('head', 'sec', 'cont')""")
+            con.execute("CREATE OR REPLACE TEMP TABLE _rec AS "
+                        + sql.records("SELECT * FROM _ln WHERE k = 'head'", sql.parts("_ml")))
+            res = _finish(ctx, f"""
                 SELECT line_no, rec_line,
                        CASE WHEN k IN ('head', 'sec', 'cont') AND rec_line IS NOT NULL THEN 'rec'
                             WHEN k = 'blank' THEN 'blank'
-                            WHEN k = 'bad' THEN 'bad:not a PostgreSQL log line for this log_line_prefix (pass --pg-prefix)'
-                            ELSE 'bad:continuation line with no record before it' END AS kind
+                            WHEN k = 'bad' THEN 'bad:{BAD_LINE}'
+                            ELSE 'bad:{ORPHAN_LINE}' END AS kind
                 FROM _ln""")
         finally:
             con.unregister("_in")
         res.held_back = held
         return res
+
+
+class StderrSql:
+    """The SQL that reads stderr lines written with one log_line_prefix, shared by the block parse and the
+    whole-file parse (`pg_whole`), so that both give the same rows."""
+
+    #: per line, the record it belongs to (the last head line so far) and the part of that record (the last head
+    #: or secondary line so far), over a window `w` in line order
+    RECORD_OF = ("max(CASE WHEN k = 'head' THEN line_no END) OVER w AS rec_line, "
+                 "max(CASE WHEN k IN ('head', 'sec') THEN line_no END) OVER w AS part")
+
+    def __init__(self, prefix: str):
+        rx, names = prefix_regex(prefix)
+        # group 1 is the whole prefix and severity: the message is the rest of the line, cut by length, so the
+        # regex only ever sees the start of a line
+        self.names = ["head", *names, "sev"]
+        self.full = ("^(" + rx[1:] + _SEV_RE + ")").replace("'", "''")
+        if "ts" in names:
+            self.ts_text = "m.ts"
+        elif "epoch" in names:
+            self.ts_text = "strftime(to_timestamp(TRY_CAST(m.epoch AS DOUBLE)), '%Y-%m-%d %H:%M:%S.%f') || ' UTC'"
+        else:
+            self.ts_text = "NULL::VARCHAR"
+
+    def get(self, name: str) -> str:
+        return f"nullif(m.{name}, '')" if name in self.names else "NULL"
+
+    def lines(self, src: str) -> str:
+        """The columns of `src` (text, …) and, per line, its kind `k` (head: a message; sec: DETAIL, HINT, CONTEXT,
+        STATEMENT, …; cont: a tab-indented continuation; blank; bad), the prefix's fields `m`, and the `body`
+        after the prefix and severity (or after the tab). It keeps the order of `src`: no `IN` list (DuckDB plans
+        one of more than a few values as a join, which does not keep the order)."""
+        return f"""
+            SELECT *, CASE WHEN k IN ('head', 'sec') THEN substr(text, length(m.head) + 1)
+                           WHEN k = 'cont' THEN substr(text, 2) END AS body
+            FROM (SELECT *, CASE m.sev {' '.join(f"WHEN '{s}' THEN 'sec'" for s in SECONDARY)}
+                                 ELSE CASE WHEN m.sev <> '' THEN 'head'
+                                           WHEN starts_with(text, chr(9)) THEN 'cont'
+                                           WHEN trim(text) = '' THEN 'blank'
+                                           ELSE 'bad' END END AS k
+                  FROM (SELECT *, regexp_extract(left(text, 600), '{self.full}', {self.names!r}) AS m FROM {src}))"""
+
+    @staticmethod
+    def parts(lines: str) -> str:
+        """The parts (the message, its DETAIL, …) of records of several lines, from their lines (`lines`: line_no,
+        k, m, wrap_ts, wrap_host, body, rec_line, part): each head or sec line with the bodies of the tab-indented
+        lines after it joined on, in line order."""
+        return f"""
+            SELECT p.rec_line, p.line_no AS part, p.m, p.wrap_ts, p.wrap_host,
+                   CASE WHEN c.body IS NULL THEN p.body ELSE p.body || chr(10) || c.body END AS body
+            FROM (SELECT * FROM {lines} WHERE k IN ('head', 'sec')) p
+                 LEFT JOIN (SELECT part, string_agg(body, chr(10) ORDER BY line_no) AS body FROM {lines}
+                            WHERE k = 'cont' GROUP BY part) c ON c.part = p.line_no"""
+
+    def records(self, heads: str, parts: str) -> str:
+        """Records with _rec's columns, in the order of `heads` (the head lines): a record takes its time, pid, …
+        from its head line, and its message, DETAIL, HINT, CONTEXT and STATEMENT from its `parts` when it has
+        several lines."""
+        get = self.get
+        return f"""
+            SELECT line_no AS rec_line, {self.ts_text} AS ts_text, wrap_ts, wrap_host,
+                   TRY_CAST({get('pid')} AS BIGINT) AS pid, {get('user')} AS user_name, {get('db')} AS database,
+                   {get('app')} AS application, {get('sqlstate')} AS sqlstate, m.sev AS severity,
+                   coalesce(x.message, h.body) AS message, x.detail, x.hint, x.context, x.statement
+            FROM ({heads}) h LEFT JOIN (
+                SELECT rec_line AS x_line, first(body) FILTER (WHERE m.sev NOT IN {SECONDARY!r}) AS message,
+                       first(body) FILTER (WHERE m.sev = 'DETAIL') AS detail,
+                       first(body) FILTER (WHERE m.sev = 'HINT') AS hint,
+                       first(body) FILTER (WHERE m.sev = 'CONTEXT') AS context,
+                       first(body) FILTER (WHERE m.sev = 'STATEMENT') AS statement
+                FROM ({parts}) GROUP BY rec_line) x ON x.x_line = h.line_no"""
 
 
 # ---------------------------------------------------------------------------------------------------------------

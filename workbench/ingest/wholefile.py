@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -27,9 +28,11 @@ import pyarrow.parquet as pq
 from .. import schema
 from ..case import CaseWriter, Staged, fsync_file
 from ..errors import BadLine
-from .base import Context, SqlFormat, drop_relation, sql_literal
+from .base import Context, Format, SqlFormat, drop_relation, sql_literal
 from .source import MAX_RAW, FileScan
 
+#: the operators of a plan that keep the order in which a file's lines are read
+ORDER_KEEPING = {"Projection", "Filter", "Read"}
 PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 MAX_LINE = 2 << 20  # longest line DuckDB's reader takes here (its buffers are 16 times this); longer: block reader
 
@@ -67,10 +70,12 @@ def _why(message: str) -> str:
     return lines[0] if lines else message
 
 
-def ingest_whole_file(ctx: Context, fmt: SqlFormat, path: Path, scan: FileScan, writer: CaseWriter,
+def ingest_whole_file(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer: CaseWriter,
                       file_id: str, on_bad_line: str) -> dict | None:
-    """Parse and stage a whole file. Returns {"staged", "rows", "rejects", "blank", "lines"}, or None (with a
-    note saying why) when DuckDB's reader cannot take this file as it is: the caller then reads it in blocks."""
+    """Parse and stage a whole file. Returns {"staged", "rows", "used_lines", "rejects", "blank", "lines"}, or None
+    (with a note saying why) when DuckDB's reader cannot take this file as it is: the caller then reads it in
+    blocks. The lines are the view `_in` (line_no, text, wrap_ts, wrap_host, wrap_program); the format's
+    `parse_whole` does the rest through a `WholeRun`."""
     con = ctx.con
     if scan.has_cr or scan.has_nul:
         ctx.note(f"read in blocks: the file has {'CR line ends' if scan.has_cr else 'NUL bytes'}, which DuckDB's "
@@ -91,73 +96,143 @@ def ingest_whole_file(ctx: Context, fmt: SqlFormat, path: Path, scan: FileScan, 
                    NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
             FROM {src}"""
     )
-    staged: list[Staged] = []
     work = writer.staging / file_id / "whole"
     (work / "spill").mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
+    run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, src, n)
     try:
-        # each line parsed once, into a scratch Parquet file; everything after reads that
-        cls_path = work / "classified.parquet"
-        con.execute(f"COPY ({fmt.classify(ctx)}) TO {sql_literal(str(cls_path))} (FORMAT parquet, COMPRESSION snappy)")
-        drop_relation(con, "_cls")
-        con.execute(f"CREATE TEMP VIEW _cls AS SELECT * FROM read_parquet({sql_literal(str(cls_path))})")
-        fmt.build(ctx)
-        reasons = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in fmt.reasons.items())
-        rej_sql = (f"SELECT line_no, CASE cls {reasons} END AS reason, text FROM _cls "
-                   f"WHERE cls IN ({', '.join(sql_literal(k) for k in fmt.reasons)})")
-        if on_bad_line == "raise":
-            first = con.sql(f"{rej_sql} ORDER BY line_no LIMIT 1").fetchall()
-            if first:
-                raise BadLine(ctx.source_file, first[0][0], f"{first[0][1]} (parsed as {fmt.name})")
-        counts = {"rows": {}, "rejects": 0}
-        part = 0
-        for table, sql in fmt.outputs(ctx).items():
-            n_rows, part = _copy_by_day(con, writer, file_id, table, sql, work, staged, part)
-            counts["rows"][table] = n_rows
-        raw = (f"CASE WHEN length(text) > {MAX_RAW} THEN left(text, {MAX_RAW}) || '… [line was ' || length(text) "
-               f"|| ' characters]' ELSE text END")
-        rej_path, rel = writer.stage_path(file_id, "rejects", None, part)
-        rej_path.parent.mkdir(parents=True, exist_ok=True)
-        n_rej = con.execute(
-            f"""COPY (SELECT {sql_literal(ctx.source_file)} AS source_file, line_no, {sql_literal(fmt.name)} AS format,
-                             reason, {raw} AS raw FROM ({rej_sql}) ORDER BY line_no)
-                TO {sql_literal(str(rej_path))} ({PARQUET})"""
-        ).fetchall()[0][0]
-        if n_rej:
-            fsync_file(rej_path)
-            staged.append(Staged("rejects", rel, n_rej))
-        else:
-            rej_path.unlink()
-        counts["rejects"] = n_rej
-        counts["blank"] = con.sql("SELECT count(*) FROM _cls WHERE cls = 'blank'").fetchall()[0][0]
+        counts = fmt.parse_whole(ctx, run)
     except BaseException:
-        for s in staged:
+        for s in run.staged:
             (writer.staging / file_id / s.relpath).unlink(missing_ok=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    counts["staged"] = staged
+    counts["staged"] = run.staged
     counts["lines"] = n
     return counts
 
 
+@dataclass
+class WholeRun:
+    """Where a format's whole-file parse writes: scratch Parquet files, the output tables (sorted, by day) and
+    the rejects. Everything goes from DuckDB to a file; no row passes through Python."""
+
+    ctx: Context
+    writer: CaseWriter
+    file_id: str
+    work: Path
+    on_bad_line: str
+    format_name: str
+    #: the file's lines as a relation (text; a blank line is NULL), in order but without numbers: `_in` numbers
+    #: them with `row_number() OVER ()`, which DuckDB computes on one thread, and a query over it with them
+    lines: str = ""
+    n_lines: int = 0
+    staged: list[Staged] = field(default_factory=list)
+    part: int = 0
+
+    def scratch(self, name: str, sql: str, numbered: bool = False, table: bool = False) -> int:
+        """Write a SELECT once, to a scratch Parquet file or (`table`) a temp table, and make `name` a view over
+        it; returns its rows. A temp table is faster to write and read under the memory limit (it spills to the
+        temp directory); a Parquet file keeps DuckDB's memory free for what comes after.
+
+        `numbered`: the view numbers the rows 1, 2, … in the order they were written, as `line_no`. DuckDB keeps
+        the order of a scan when it writes, on every core, as long as nothing in the query reorders rows (a join;
+        an `IN` list of more than a few values is one): a SELECT over `lines`, the file's lines, is numbered so
+        without `row_number()`, which runs on one thread."""
+        con = self.ctx.con
+        if numbered:
+            plan = con.sql(f"EXPLAIN {sql}").fetchall()[0][1]
+            ops = {ln.split("─ ", 1)[1].split(" ", 1)[0] for ln in plan.splitlines() if ln.lstrip().startswith("╭─ ")}
+            if ops - ORDER_KEEPING:  # not seen: a safety net, since every line must keep its number
+                raise AssertionError(f"{self.ctx.source_file}: a numbered scratch relation would lose the lines' "
+                                     f"order ({', '.join(sorted(ops - ORDER_KEEPING))} in its plan)")
+        drop_relation(con, name)
+        if table:
+            drop_relation(con, f"{name}_t")
+            n = con.execute(f"CREATE TEMP TABLE {name}_t AS {sql}").fetchall()[0][0]
+            store, number = f"{name}_t", "rowid + 1 AS line_no, *"
+        else:
+            path = sql_literal(str(self.work / f"{name}.parquet"))
+            n = con.execute(f"COPY ({sql}) TO {path} (FORMAT parquet, COMPRESSION snappy)").fetchall()[0][0]
+            store = f"read_parquet({path}{', file_row_number = true' if numbered else ''})"
+            number = "file_row_number + 1 AS line_no, * EXCLUDE (file_row_number)"
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {number if numbered else '*'} FROM {store}")
+        return n
+
+    def drop(self, *names: str) -> None:
+        """Drop scratch relations that are no longer needed (a temp table's memory and spill go with it)."""
+        for name in names:
+            drop_relation(self.ctx.con, name)
+            drop_relation(self.ctx.con, f"{name}_t")
+
+    def table(self, table: str, sql: str, sort: bool = False) -> int:
+        """Stage a canonical table from a SELECT with its columns; returns its rows. `sort`: the SELECT is not
+        in line order, sort it as it is written."""
+        n, self.part = _copy_by_day(self.ctx.con, self.writer, self.file_id, table, sql, self.work, self.staged,
+                                    self.part, sort)
+        return n
+
+    def rejects(self, sql: str) -> int:
+        """Stage the rejects from a SELECT of (line_no, reason, text); with --on-bad-line raise, raise for the
+        first one instead. Returns how many."""
+        con = self.ctx.con
+        if self.on_bad_line == "raise":
+            first = con.sql(f"SELECT * FROM ({sql}) ORDER BY line_no LIMIT 1").fetchall()
+            if first:
+                raise BadLine(self.ctx.source_file, first[0][0], f"{first[0][1]} (parsed as {self.format_name})")
+        raw = (f"CASE WHEN length(text) > {MAX_RAW} THEN left(text, {MAX_RAW}) || '… [line was ' || length(text) "
+               f"|| ' characters]' ELSE text END")
+        rej_path, rel = self.writer.stage_path(self.file_id, "rejects", None, self.part)
+        rej_path.parent.mkdir(parents=True, exist_ok=True)
+        n_rej = con.execute(
+            f"""COPY (SELECT {sql_literal(self.ctx.source_file)} AS source_file, line_no,
+                             {sql_literal(self.format_name)} AS format, reason, {raw} AS raw
+                      FROM ({sql}) ORDER BY line_no)
+                TO {sql_literal(str(rej_path))} ({PARQUET})"""
+        ).fetchall()[0][0]
+        if n_rej:
+            fsync_file(rej_path)
+            self.staged.append(Staged("rejects", rel, n_rej))
+            self.part += 1
+        else:
+            rej_path.unlink()
+        return n_rej
+
+
+def parse_sql_format(fmt: SqlFormat, ctx: Context, run: WholeRun) -> dict:
+    """The whole-file parse of an `SqlFormat`: each line classified once, into a scratch Parquet file, and
+    every output table and the rejects read from it."""
+    con = ctx.con
+    run.scratch("_cls", fmt.classify(ctx))
+    fmt.build(ctx)
+    reasons = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in fmt.reasons.items())
+    n_rej = run.rejects(f"SELECT line_no, CASE cls {reasons} END AS reason, text FROM _cls "
+                        f"WHERE cls IN ({', '.join(sql_literal(k) for k in fmt.reasons)})")
+    rows = {table: run.table(table, sql) for table, sql in fmt.outputs(ctx).items()}
+    blank = con.sql("SELECT count(*) FROM _cls WHERE cls = 'blank'").fetchall()[0][0]
+    return {"rows": rows, "used_lines": sum(rows.values()), "rejects": n_rej, "blank": blank}
+
+
 def _copy_by_day(con: duckdb.DuckDBPyConnection, writer: CaseWriter, file_id: str, table: str, sql: str,
-                 work: Path, staged: list[Staged], part: int) -> tuple[int, int]:
+                 work: Path, staged: list[Staged], part: int, sort: bool = False) -> tuple[int, int]:
     """Write one output table sorted by (ts, line_no), one file per UTC day.
 
     It is written in line order first: a log is written as time goes, so it is usually in order already, and
     a sort under the memory limit costs more than the parse (it spills). Only a file found out of order is
-    sorted, from that Parquet file. Then each day, a contiguous run, gets its own file. DuckDB's own
+    sorted, from that Parquet file; `sort` sorts in the first write, for a SELECT that is not in line order
+    (a join does not keep it). Then each day, a contiguous run, gets its own file. DuckDB's own
     row-group size (it writes row groups in parallel; one of a million rows took three times as long) and
     zstd level 1 (faster than the default 3 here, and no larger)."""
     work.mkdir(parents=True, exist_ok=True)
     whole = work / f"{table}.parquet"
     n = con.execute(
-        f"COPY (SELECT {schema.select_list(table)} FROM ({sql})) TO {sql_literal(str(whole))} ({PARQUET})"
+        f"COPY (SELECT {schema.select_list(table)} FROM ({sql}){' ORDER BY ts, line_no' if sort else ''}) "
+        f"TO {sql_literal(str(whole))} ({PARQUET})"
     ).fetchall()[0][0]
     if not n:
         return 0, part
-    if not _in_order(whole):
+    if not sort and not _in_order(whole):
         ordered = work / f"{table}-sorted.parquet"
         con.execute(f"COPY (SELECT * FROM read_parquet({sql_literal(str(whole))}) ORDER BY ts, line_no) "
                     f"TO {sql_literal(str(ordered))} ({PARQUET})")

@@ -64,6 +64,16 @@ def test_pgbadger_prefix_and_numeric_offset(tmp_path, pg):
         (truth["lock_timeout"]["pid"],)]
 
 
+def test_each_file_gets_its_own_prefix(tmp_path, pg):
+    """Two logs with different log_line_prefix settings in one ingest: each is detected on its own."""
+    s = ingest(tmp_path / "case", [pg / "berlin-postgresql.log", pg / "saopaulo-pgbadger-prefix.log"]).to_dict()
+    by_name = {f["source_file"].rsplit("/", 1)[-1]: f for f in s["files"]}
+    for name in ("berlin-postgresql.log", "saopaulo-pgbadger-prefix.log"):
+        assert by_name[name]["rejects"] == 0 and by_name[name]["rows"]["db_lock_waits"] == 27, by_name[name]
+    assert any("'%m [%p] %q%u@%d '" in n for n in by_name["berlin-postgresql.log"]["notes"])
+    assert any("%t [%p]" in n for n in by_name["saopaulo-pgbadger-prefix.log"]["notes"])
+
+
 def test_given_prefix_is_used(tmp_path, pg):
     f, _ = _one(tmp_path, pg / "saopaulo-pgbadger-prefix.log",
                 options={"pg_prefix": "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "})

@@ -171,7 +171,8 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
     con.execute(f"SET memory_limit='{INGEST_MEMORY}'")
     derive.install(con)
     mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-    ctx = Context(con=con, source_file=str(path), tz=tz, instance=instance, at=at, file_mtime=mtime, options=options)
+    ctx = Context(con=con, source_file=str(path), tz=tz, instance=instance, at=at, file_mtime=mtime,
+                  options=dict(options))  # a copy: what a format learns of one file (its detected prefix) stays there
     reader = LineReader(path, fs.compression)
     try:
         head = reader.head()

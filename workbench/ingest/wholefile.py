@@ -70,6 +70,17 @@ def _why(message: str) -> str:
     return lines[0] if lines else message
 
 
+def in_view(con: duckdb.DuckDBPyConnection, lines: str, numbered: bool) -> None:
+    """`_in` (line_no, text, wrap_ts, wrap_host, wrap_program) over a file's lines; `numbered`: line_no by
+    `row_number()` (on one thread), else NULL, for a query numbered as it is written (`WholeRun.scratch`)."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW _in AS
+            SELECT {'row_number() OVER ()' if numbered else 'NULL::BIGINT'} AS line_no, coalesce(text, '') AS text,
+                   NULL::TIMESTAMPTZ AS wrap_ts, NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
+            FROM {lines}"""
+    )
+
+
 def ingest_whole_file(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer: CaseWriter,
                       file_id: str, on_bad_line: str) -> dict | None:
     """Parse and stage a whole file. Returns {"staged", "rows", "used_lines", "rejects", "blank", "lines"}, or None
@@ -90,12 +101,7 @@ def ingest_whole_file(ctx: Context, fmt: Format, path: Path, scan: FileScan, wri
     if n != scan.lines:  # not seen: a safety net, since every line must keep its number
         ctx.note(f"read in blocks: DuckDB's reader counted {n} lines where the file has {scan.lines}")
         return None
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW _in AS
-            SELECT row_number() OVER () AS line_no, coalesce(text, '') AS text, NULL::TIMESTAMPTZ AS wrap_ts,
-                   NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
-            FROM {src}"""
-    )
+    in_view(con, src, numbered=True)
     work = writer.staging / file_id / "whole"
     (work / "spill").mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
@@ -141,12 +147,9 @@ class WholeRun:
         an `IN` list of more than a few values is one): a SELECT over `lines`, the file's lines, is numbered so
         without `row_number()`, which runs on one thread."""
         con = self.ctx.con
-        if numbered:
-            plan = con.sql(f"EXPLAIN {sql}").fetchall()[0][1]
-            ops = {ln.split("─ ", 1)[1].split(" ", 1)[0] for ln in plan.splitlines() if ln.lstrip().startswith("╭─ ")}
-            if ops - ORDER_KEEPING:  # not seen: a safety net, since every line must keep its number
-                raise AssertionError(f"{self.ctx.source_file}: a numbered scratch relation would lose the lines' "
-                                     f"order ({', '.join(sorted(ops - ORDER_KEEPING))} in its plan)")
+        if numbered and (lost := self.reorders(sql)):  # not seen: a safety net, every line must keep its number
+            raise AssertionError(f"{self.ctx.source_file}: a numbered scratch relation would lose the lines' "
+                                 f"order ({', '.join(lost)} in its plan)")
         drop_relation(con, name)
         if table:
             drop_relation(con, f"{name}_t")
@@ -159,6 +162,12 @@ class WholeRun:
             number = "file_row_number + 1 AS line_no, * EXCLUDE (file_row_number)"
         con.execute(f"CREATE TEMP VIEW {name} AS SELECT {number if numbered else '*'} FROM {store}")
         return n
+
+    def reorders(self, sql: str) -> list[str]:
+        """The operators in a SELECT's plan that may not keep the order of the rows it reads (none: it keeps it)."""
+        plan = self.ctx.con.sql(f"EXPLAIN {sql}").fetchall()[0][1]
+        ops = {ln.split("─ ", 1)[1].split(" ", 1)[0] for ln in plan.splitlines() if ln.lstrip().startswith("╭─ ")}
+        return sorted(ops - ORDER_KEEPING)
 
     def drop(self, *names: str) -> None:
         """Drop scratch relations that are no longer needed (a temp table's memory and spill go with it)."""
@@ -204,7 +213,16 @@ def parse_sql_format(fmt: SqlFormat, ctx: Context, run: WholeRun) -> dict:
     """The whole-file parse of an `SqlFormat`: each line classified once, into a scratch Parquet file, and
     every output table and the rejects read from it."""
     con = ctx.con
-    run.scratch("_cls", fmt.classify(ctx))
+    # Lines numbered as they are written, on every core: `_in` is read with no numbers, and the classified
+    # lines are numbered by their place in the scratch file. A format whose classify could reorder lines is
+    # numbered by `row_number()` instead, on one thread.
+    in_view(con, run.lines, numbered=False)
+    cls = f"SELECT * EXCLUDE (line_no) FROM ({fmt.classify(ctx)})"
+    if run.reorders(cls):
+        in_view(con, run.lines, numbered=True)
+        run.scratch("_cls", fmt.classify(ctx))
+    else:
+        run.scratch("_cls", cls, numbered=True)
     fmt.build(ctx)
     reasons = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in fmt.reasons.items())
     n_rej = run.rejects(f"SELECT line_no, CASE cls {reasons} END AS reason, text FROM _cls "

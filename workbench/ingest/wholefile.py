@@ -1,11 +1,12 @@
 """Whole-file ingest: DuckDB reads a plain file itself, on every core, and writes Parquet straight from the parse.
 
-Used for an uncompressed, unwrapped file whose format is an `SqlFormat` (the big request logs). DuckDB's CSV
-reader, told that a line is one column with no quoting, gives the file's lines in order; `row_number() OVER ()`
-numbers them (DuckDB preserves insertion order, and the count is checked below). The format's `classify` runs
-once over them into a scratch Parquet file, and each output table is written from it by `COPY`, sorted by
-(ts, line_no), so memory stays within DuckDB's limit (it spills to disk) whatever the file's size, and no
-Python touches a line.
+Used for an uncompressed, unwrapped file whose format can parse it so (`Format.whole_file`: the request logs,
+PostgreSQL stderr). DuckDB's CSV reader, told that a line is one column with no quoting, gives the file's lines
+in order (the count is checked below). The format's `classify` runs once over them, on every core, into a
+scratch Parquet file, whose row numbers are the line numbers: DuckDB writes rows in the order it read them
+when nothing in the query reorders them, which the query's plan is checked for (else `row_number() OVER ()`
+numbers them, on one thread). Each output table is written from it by `COPY`, sorted by (ts, line_no), so
+memory stays within DuckDB's limit (it spills to disk) whatever the file's size, and no Python touches a line.
 
 The reader must see exactly the lines the block reader would. A file with a CR or NUL byte (DuckDB would end
 lines at a lone CR, and drop a NUL at a line's end) is left to the block reader, as is one that DuckDB

@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import altair as alt
 import ibis
 import ibis.expr.types as ir
 import polars as pl
 
-from .params import Window, bucket, frame, in_window
+from ..errors import ParameterError
+from .params import Window, bucket, bucket_seconds, frame, in_window
 
 INTERVAL_KINDS = ("gc_run", "oom_kill", "restart", "throttle", "deploy", "disk_saturation")
 LOCK_EVENTS = ("waiting", "acquired", "deadlock", "lock_timeout")
@@ -132,16 +134,35 @@ def sufferers(t: ir.Table, interval: Window, by: str = "route", top: int = 10, m
 
 
 def latency_series(t: ir.Table, window: Window | None, every: str = "1m", route: str | None = None,
-                   layer: str | None = None) -> pl.DataFrame:
-    """Per bucket p99 (exact) and 5xx count: the response side of a lagged correlation."""
+                   layer: str | None = None, by: Literal["arrival", "logged"] = "arrival") -> pl.DataFrame:
+    """Per bucket p99 (exact) and 5xx count: the response side of a lagged correlation.
+
+    A request is bucketed by when it arrived (`by="arrival"`: its logged time less its duration, to the
+    second), which is when the cause met it: a manifest that waits 40 s for a lock from 06:59:50 is logged at
+    07:00:30, and counted in 07:00 it would make the slowdown seem to follow its cause by a minute.
+    `by="logged"` buckets by the logged time (the end of the request) as the logs have it.
+    """
     t = in_window(t, window)
     if route:
         t = t.filter(t.route == route)
     if layer:
         t = t.filter(t.layer == layer)
-    t = t.mutate(bucket=bucket(t.ts, every))
-    return frame(t.group_by("bucket").aggregate(requests=t.count(), p99=t.duration_s.quantile(0.99),
-                                                e5xx=(t.status >= 500).cast("int64").sum()).order_by("bucket"))
+    if by == "arrival":
+        step = bucket_seconds(every)
+        at = t.ts.epoch_seconds() - t.duration_s.fill_null(0.0)
+        t = t.mutate(bucket=((at / step).floor() * step).cast("int64").as_timestamp("s")
+                     .cast(ibis.dtype("timestamp('UTC')")))
+    elif by == "logged":
+        t = t.mutate(bucket=bucket(t.ts, every))
+    else:
+        raise ParameterError(f"latency_series by {by!r}: choose arrival or logged")
+    df = frame(t.group_by("bucket").aggregate(requests=t.count(), p99=t.duration_s.quantile(0.99),
+                                              e5xx=(t.status >= 500).cast("int64").sum()).order_by("bucket"))
+    if by == "arrival" and window is not None:  # arrived before the window: only the slow ones were logged in it
+        step = bucket_seconds(every)
+        first = dt.datetime.fromtimestamp(window.start.timestamp() // step * step, dt.UTC)
+        df = df.filter(pl.col("bucket") >= first)
+    return df
 
 
 def lock_wait_series(con: ibis.BaseBackend, window: Window | None, every: str = "1m") -> pl.DataFrame:

@@ -230,13 +230,29 @@ def counter_mean(con: ibis.BaseBackend, window: Window, like: str = "storage") -
     """Mean observed value of the histograms or summaries whose name contains `like`, over a window:
     Δ`_sum` / Δ`_count`, the deltas taken per series (max − min; a counter reset inside the window is not
     followed) and added over series. None when nothing was counted."""
+    d = _counter_deltas(con, window, lambda m: m.contains(like) & (m.endswith("_sum") | m.endswith("_count")),
+                        lambda m: ibis.cases((m.endswith("_sum"), "sum"), else_="count"))
+    return d["sum"] / d["count"] if d.get("count") and d.get("sum") is not None else None
+
+
+def _counter_deltas(con: ibis.BaseBackend, window: Window, which, key) -> dict[str, float]:
+    """Counter increases over a window (max − min per series, added over series) of the metrics `which`
+    selects, added up by `key` (an expression of the metric name)."""
     t = in_window(con.table("metric_samples"), window)
-    t = t.filter(t.metric.contains(like), t.metric.endswith("_sum") | t.metric.endswith("_count"), t.le.isnull())
+    t = t.filter(which(t.metric), t.le.isnull())
     t = t.mutate(series=t.metric.concat("|", t.instance.fill_null(""), "|", t.labels.cast("string").fill_null("")))
     g = t.group_by(["metric", "series"]).aggregate(d=t.value.max() - t.value.min())
-    df = frame(g.group_by(kind=ibis.cases((g.metric.endswith("_sum"), "sum"), else_="count")).aggregate(d=g.d.sum()))
-    d = dict(df.iter_rows()) if df.height else {}
-    return d["sum"] / d["count"] if d.get("count") and d.get("sum") is not None else None
+    df = frame(g.group_by(kind=key(g.metric)).aggregate(d=g.d.sum()))
+    return dict(df.iter_rows()) if df.height else {}
+
+
+def storage_time_share(con: ibis.BaseBackend, window: Window) -> float | None:
+    """Share of the registry's request time spent in storage actions over a window, from its own metrics:
+    Δ registry_storage_action_seconds_sum / Δ registry_http_request_duration_seconds_sum. None without both."""
+    storage, request = "registry_storage_action_seconds_sum", "registry_http_request_duration_seconds_sum"
+    d = _counter_deltas(con, window, lambda m: m.isin([storage, request]),
+                        lambda m: ibis.cases((m == storage, "storage"), else_="request"))
+    return d["storage"] / d["request"] if d.get("request") and d.get("storage") is not None else None
 
 
 def interval_chart(intervals: pl.DataFrame, series: pl.DataFrame, value: str = "p99") -> alt.LayerChart:

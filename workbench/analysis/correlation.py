@@ -149,7 +149,8 @@ def latency_series(t: ir.Table, window: Window | None, every: str = "1m", route:
         t = t.filter(t.layer == layer)
     if by == "arrival":
         step = bucket_seconds(every)
-        at = t.ts.epoch_seconds() - t.duration_s.fill_null(0.0)
+        # whole seconds first: DuckDB's epoch keeps the fraction, Spark's does not
+        at = t.ts.epoch_seconds().floor() - t.duration_s.fill_null(0.0)
         t = t.mutate(bucket=((at / step).floor() * step).cast("int64").as_timestamp("s")
                      .cast(ibis.dtype("timestamp('UTC')")))
     elif by == "logged":

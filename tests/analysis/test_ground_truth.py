@@ -71,10 +71,12 @@ def test_before_during_after_and_sufferers(scenario_case):
         pytest.skip(f"{name} injects no slow window")
     iv = Window(exp.slow[0].start, exp.slow[0].end)
     req = con.table("requests")
-    bda = correlation.before_during_after(req, iv)
+    # on the route the injection slows: the metadata lock holds cover under a third of a GC window, so they
+    # move the manifests' tail a hundredfold and leave their median, and every other route, as it was
+    bda = correlation.before_during_after(req.filter(req.route == "manifest"), iv)
     assert bda["phase"].to_list() == ["before", "during", "after"]
     during = bda.row(1, named=True)
-    assert during["cohens_d"] > 0.8 and during["p50"] > 3 * bda.row(0, named=True)["p50"]
+    assert during["cohens_d"] > 0.8 and during["p99"] > 3 * bda.row(0, named=True)["p99"]
     assert abs(bda.row(2, named=True)["cohens_d"]) < 0.3  # it ended
     suf = correlation.sufferers(req, iv, by="route")
     assert suf.row(0, named=True)["route"] == "manifest" and suf.row(0, named=True)["p99_ratio"] > 3
@@ -98,8 +100,10 @@ def test_timeline_marks_the_slow_minutes(scenario_case):
     exp = expectations(truth)
     tl = timeline.timeline(con, timeline.TimelineParams(window=case_window(con)))
     marked = tl.filter((pl.col("source") == "requests") & (pl.col("severity") != "info"))
-    if not exp.slow:
-        assert marked.is_empty()
+    if not exp.slow:  # nothing marked, or (a client flood slows storage for everyone) only the flood's minutes
+        for ts in marked["ts"]:
+            assert any(s.start - TOL <= ts and ts + dt.timedelta(minutes=1) <= s.end + TOL for s in exp.clients), \
+                (name, ts, exp.clients)
         return
     span = exp.slow[0]
     assert abs(marked["ts"].min() - span.start) <= TOL

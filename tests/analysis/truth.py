@@ -41,11 +41,12 @@ def expectations(path: str | Path) -> Expect:
     for w in truth.get("windows") or []:
         span = Span(w["kind"], _t(w["start"]), _t(w["end"]))
         (clients if w["kind"] in ("abusive_client", "client") else slow).append(span)
-    if truth.get("slow_manifest_window"):
+    explicit = bool(truth.get("windows"))  # the older fields repeat what `windows` says: read them only without it
+    if not explicit and truth.get("slow_manifest_window"):
         s, e = truth["slow_manifest_window"]
         slow.append(Span("slow_manifest", _t(s), _t(e)))
     ab = truth.get("abusive") or truth.get("top_talker")
-    if ab and ab.get("window"):
+    if not explicit and ab and ab.get("window"):
         clients.append(Span("abusive_client", _t(ab["window"][0]), _t(ab["window"][1])))
     verdict = truth.get("verdict") or truth.get("failure_domain")
     if verdict == "none":  # nothing injected: the verdict must not name a domain

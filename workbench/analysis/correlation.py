@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import altair as alt
 import ibis
 import ibis.expr.types as ir
 import polars as pl
 
-from .params import Window, bucket, frame, in_window
+from ..errors import ParameterError
+from .params import Window, bucket, bucket_seconds, frame, in_window
 
 INTERVAL_KINDS = ("gc_run", "oom_kill", "restart", "throttle", "deploy", "disk_saturation")
 LOCK_EVENTS = ("waiting", "acquired", "deadlock", "lock_timeout")
@@ -132,16 +134,36 @@ def sufferers(t: ir.Table, interval: Window, by: str = "route", top: int = 10, m
 
 
 def latency_series(t: ir.Table, window: Window | None, every: str = "1m", route: str | None = None,
-                   layer: str | None = None) -> pl.DataFrame:
-    """Per bucket p99 (exact) and 5xx count: the response side of a lagged correlation."""
+                   layer: str | None = None, by: Literal["arrival", "logged"] = "arrival") -> pl.DataFrame:
+    """Per bucket p99 (exact) and 5xx count: the response side of a lagged correlation.
+
+    A request is bucketed by when it arrived (`by="arrival"`: its logged time less its duration, to the
+    second), which is when the cause met it: a manifest that waits 40 s for a lock from 06:59:50 is logged at
+    07:00:30, and counted in 07:00 it would make the slowdown seem to follow its cause by a minute.
+    `by="logged"` buckets by the logged time (the end of the request) as the logs have it.
+    """
     t = in_window(t, window)
     if route:
         t = t.filter(t.route == route)
     if layer:
         t = t.filter(t.layer == layer)
-    t = t.mutate(bucket=bucket(t.ts, every))
-    return frame(t.group_by("bucket").aggregate(requests=t.count(), p99=t.duration_s.quantile(0.99),
-                                                e5xx=(t.status >= 500).cast("int64").sum()).order_by("bucket"))
+    if by == "arrival":
+        step = bucket_seconds(every)
+        # whole seconds first: DuckDB's epoch keeps the fraction, Spark's does not
+        at = t.ts.epoch_seconds().floor() - t.duration_s.fill_null(0.0)
+        t = t.mutate(bucket=((at / step).floor() * step).cast("int64").as_timestamp("s")
+                     .cast(ibis.dtype("timestamp('UTC')")))
+    elif by == "logged":
+        t = t.mutate(bucket=bucket(t.ts, every))
+    else:
+        raise ParameterError(f"latency_series by {by!r}: choose arrival or logged")
+    df = frame(t.group_by("bucket").aggregate(requests=t.count(), p99=t.duration_s.quantile(0.99),
+                                              e5xx=(t.status >= 500).cast("int64").sum()).order_by("bucket"))
+    if by == "arrival" and window is not None:  # arrived before the window: only the slow ones were logged in it
+        step = bucket_seconds(every)
+        first = dt.datetime.fromtimestamp(window.start.timestamp() // step * step, dt.UTC)
+        df = df.filter(pl.col("bucket") >= first)
+    return df
 
 
 def lock_wait_series(con: ibis.BaseBackend, window: Window | None, every: str = "1m") -> pl.DataFrame:
@@ -209,13 +231,29 @@ def counter_mean(con: ibis.BaseBackend, window: Window, like: str = "storage") -
     """Mean observed value of the histograms or summaries whose name contains `like`, over a window:
     Δ`_sum` / Δ`_count`, the deltas taken per series (max − min; a counter reset inside the window is not
     followed) and added over series. None when nothing was counted."""
+    d = _counter_deltas(con, window, lambda m: m.contains(like) & (m.endswith("_sum") | m.endswith("_count")),
+                        lambda m: ibis.cases((m.endswith("_sum"), "sum"), else_="count"))
+    return d["sum"] / d["count"] if d.get("count") and d.get("sum") is not None else None
+
+
+def _counter_deltas(con: ibis.BaseBackend, window: Window, which, key) -> dict[str, float]:
+    """Counter increases over a window (max − min per series, added over series) of the metrics `which`
+    selects, added up by `key` (an expression of the metric name)."""
     t = in_window(con.table("metric_samples"), window)
-    t = t.filter(t.metric.contains(like), t.metric.endswith("_sum") | t.metric.endswith("_count"), t.le.isnull())
+    t = t.filter(which(t.metric), t.le.isnull())
     t = t.mutate(series=t.metric.concat("|", t.instance.fill_null(""), "|", t.labels.cast("string").fill_null("")))
     g = t.group_by(["metric", "series"]).aggregate(d=t.value.max() - t.value.min())
-    df = frame(g.group_by(kind=ibis.cases((g.metric.endswith("_sum"), "sum"), else_="count")).aggregate(d=g.d.sum()))
-    d = dict(df.iter_rows()) if df.height else {}
-    return d["sum"] / d["count"] if d.get("count") and d.get("sum") is not None else None
+    df = frame(g.group_by(kind=key(g.metric)).aggregate(d=g.d.sum()))
+    return dict(df.iter_rows()) if df.height else {}
+
+
+def storage_time_share(con: ibis.BaseBackend, window: Window) -> float | None:
+    """Share of the registry's request time spent in storage actions over a window, from its own metrics:
+    Δ registry_storage_action_seconds_sum / Δ registry_http_request_duration_seconds_sum. None without both."""
+    storage, request = "registry_storage_action_seconds_sum", "registry_http_request_duration_seconds_sum"
+    d = _counter_deltas(con, window, lambda m: m.isin([storage, request]),
+                        lambda m: ibis.cases((m == storage, "storage"), else_="request"))
+    return d["storage"] / d["request"] if d.get("request") and d.get("storage") is not None else None
 
 
 def interval_chart(intervals: pl.DataFrame, series: pl.DataFrame, value: str = "p99") -> alt.LayerChart:

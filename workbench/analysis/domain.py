@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import ibis
 import polars as pl
 
-from .correlation import counter_mean
+from .correlation import counter_mean, storage_time_share
 from .host import HOST_JOBS, host_signals
 from .latency import AnomalyParams, anomalous_windows
 from .params import Thresholds, Window, bucket, frame, has_rows, in_window
@@ -257,6 +257,13 @@ def failure_domain(con: ibis.BaseBackend, p: DomainParams) -> Verdict:
             led.add("blob_storage", "storage action time in the registry's metrics", inc_mean, base_mean,
                     0 if flood else 1, "not counted: a client flood raises storage latency with no storage fault"
                     if flood else "mean storage action seconds, incident against the span before")
+        # the registry's request log carries no storage time (its app log does not): its metrics hold the share
+        if get("incident", False, "storage_req_s") == 0:
+            inc_sh, base_sh = storage_time_share(con, incident), storage_time_share(con, before)
+            if inc_sh is not None and inc_sh > p.thresholds.backend_share and inc_sh > (base_sh or 0.0):
+                led.add("blob_storage", "storage share of request time in the registry's metrics", inc_sh, base_sh,
+                        0 if flood else 1, "not counted: a client flood raises storage latency with no storage fault"
+                        if flood else f"over {p.thresholds.backend_share:.0%}: the backend is the bottleneck")
         for sig in host_signals(con, p.window, incident, around, flood):
             led.add(sig.domain, sig.signal, sig.incident, sig.baseline, sig.points, sig.detail)
 

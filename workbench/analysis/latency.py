@@ -209,15 +209,36 @@ class AnomalyParams:
     bucket: str = "1m"
     layer: str | None = None
     route: str | None = None
-    p99_factor: float = 3.0  # a bucket whose p99 is this many times the median bucket's p99 is slow
+    p99_factor: float = 3.0  # a bucket whose p99 is this many times the median bucket's p99 is slow …
+    slow_share: float = 0.03  # … when this share of its requests (and min_slow of them) are that slow too
+    min_slow: int = 3
+    p50_factor: float = 2.0  # a bucket whose median is this many times the median bucket's median is slow …
+    p50_requests: int = 10  # … when it holds this many requests (a median of a handful is noise)
     error_rate: float = 0.05  # a bucket whose 5xx rate is at least this (and 5× the median) is failing
     min_requests: int = 5
     merge_gap_buckets: int = 2
     min_buckets: int = 3
 
 
+def _over(t: ir.Table, per: pl.DataFrame, p: AnomalyParams) -> pl.DataFrame:
+    """Per bucket and route: requests at or over p99_factor × the route's median bucket p99."""
+    cuts = per.group_by("route").agg(cut=p.p99_factor * pl.col("med_p99").first()).drop_nulls().sort("route")
+    if cuts.is_empty():
+        return pl.DataFrame(schema={"bucket": pl.Datetime("us", "UTC"), "route": pl.String, "over": pl.Int64})
+    cut = ibis.cases(*((t.route == r, c) for r, c in cuts.iter_rows()), else_=ibis.null("float64"))
+    t = t.mutate(is_over=(t.duration_s >= cut).fill_null(False).cast("int64"))
+    return frame(t.group_by(["bucket", "route"]).aggregate(over=t.is_over.sum()))
+
+
 def anomalous_windows(t: ir.Table, p: AnomalyParams) -> pl.DataFrame:
     """Windows of buckets whose p99 or 5xx rate stands out from the median bucket of the same route.
+
+    A slow bucket needs more than its p99: with a few dozen requests a minute the p99 is the slowest one or
+    two (one large layer pulled, one big upload), so the bucket also needs slow_share of its requests (and
+    min_slow of them) over the same cut. A stall, a lock or a throttle slows many requests; one big blob does not.
+    A bucket is slow too when its median is p50_factor times the route's median bucket median over at least
+    p50_requests requests: a storage slowed for everyone (a client flood makes every action two or three times
+    slower) moves the bulk of the requests more than their tail.
 
     Each route is held against its own median (uploads are slow by nature, manifests are not). Flagged buckets
     of any route that lie close together (merge_gap_buckets) merge; runs shorter than min_buckets are dropped.
@@ -231,16 +252,21 @@ def anomalous_windows(t: ir.Table, p: AnomalyParams) -> pl.DataFrame:
         t = t.filter(t.route == p.route)
     t = t.mutate(bucket=bucket(t.ts, p.bucket), route=t.route.fill_null("other"))
     per = frame(t.group_by(["bucket", "route"]).aggregate(
-        requests=t.count(), p99=t.duration_s.quantile(0.99), e5xx=(t.status >= 500).cast("int64").sum()
+        requests=t.count(), p50=t.duration_s.quantile(0.5), p99=t.duration_s.quantile(0.99),
+        e5xx=(t.status >= 500).cast("int64").sum()
     ).order_by(["bucket", "route"]))
     empty = pl.DataFrame(schema={"start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
                                  "kind": pl.String, "buckets": pl.Int64, "routes": pl.String,
                                  "peak_p99_s": pl.Float64, "baseline_p99_s": pl.Float64, "peak_5xx_rate": pl.Float64})
     per = per.filter(pl.col("requests") >= p.min_requests).with_columns(rate=pl.col("e5xx") / pl.col("requests"))
     per = per.with_columns(med_p99=pl.col("p99").median().over("route"), med_rate=pl.col("rate").median().over("route"),
+                           med_p50=pl.col("p50").median().over("route"),
                            nb=pl.len().over("route")).filter(pl.col("nb") >= 2 * p.min_buckets)
+    per = per.join(_over(t, per, p), on=["bucket", "route"], how="left").with_columns(pl.col("over").fill_null(0))
     flagged = per.with_columns(
-        slow=pl.col("p99") >= p.p99_factor * pl.col("med_p99"),
+        slow=((pl.col("p99") >= p.p99_factor * pl.col("med_p99")) & (pl.col("over") >= p.min_slow)
+              & (pl.col("over") >= p.slow_share * pl.col("requests")))
+        | ((pl.col("p50") >= p.p50_factor * pl.col("med_p50")) & (pl.col("requests") >= p.p50_requests)),
         failing=(pl.col("rate") >= p.error_rate) & (pl.col("rate") >= 5 * pl.col("med_rate")),
     ).filter(pl.col("slow") | pl.col("failing"))
     if flagged.is_empty():

@@ -233,6 +233,10 @@ class Staged:
 class CaseWriter:
     case: Case
     staged: list[Staged] = field(default_factory=list)
+    #: content key -> (source_file, ingested_at) of every file in the case, read once: the writer holds the
+    #: case's lock, so only its own commits add to it
+    _known: dict | None = field(default=None, repr=False)
+    _views_built: bool = field(default=False, repr=False)
 
     @property
     def staging(self) -> Path:
@@ -253,13 +257,14 @@ class CaseWriter:
                     p.unlink()
 
     def known_content(self, content_key: str) -> dict | None:
-        con = _connect_file(self.case.db_path, read_only=True)
-        try:
-            row = con.execute("SELECT source_file, ingested_at FROM manifest WHERE content_key = ?",
-                              [content_key]).fetchall()
-            row = row[0] if row else None
-        finally:
-            con.close()
+        if self._known is None:
+            con = _connect_file(self.case.db_path, read_only=True)
+            try:
+                self._known = {k: (f, t) for k, f, t in con.execute(
+                    "SELECT content_key, source_file, ingested_at FROM manifest ORDER BY ingested_at DESC").fetchall()}
+            finally:
+                con.close()
+        row = self._known.get(content_key)
         return {"source_file": row[0], "ingested_at": row[1]} if row else None
 
     def new_file_id(self) -> str:
@@ -278,7 +283,8 @@ class CaseWriter:
             dst = self.case.path / s.relpath
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
-        with self._catalog_transaction() as con:
+        now = dt.datetime.now(dt.timezone.utc)
+        with self._catalog_transaction({s.table for s in staged}) as con:
             con.execute(
                 "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -295,7 +301,7 @@ class CaseWriter:
                     manifest_row["rejects"],
                     manifest_row["skipped"],
                     json.dumps(manifest_row["summary"], default=str, sort_keys=True),
-                    dt.datetime.now(dt.timezone.utc),
+                    now,
                 ],
             )
             if staged:
@@ -303,6 +309,9 @@ class CaseWriter:
                     "INSERT INTO manifest_files VALUES (?, ?, ?, ?)",
                     [[file_id, s.table, s.relpath, s.rows] for s in staged],
                 )
+        if self._known is not None:
+            key = manifest_row.get("content_key", manifest_row["sha256"])
+            self._known.setdefault(key, (manifest_row["source_file"], now))
         shutil.rmtree(self.staging / file_id, ignore_errors=True)
 
     def replace_files(self, old: list[str], new: list[Staged], file_id: str = "compacted") -> None:
@@ -313,24 +322,27 @@ class CaseWriter:
                             [[file_id, s.table, s.relpath, s.rows] for s in new])
 
     @contextmanager
-    def _catalog_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One transaction on case.duckdb: the caller's changes, then the views rebuilt, committed together."""
+    def _catalog_transaction(self, tables: set[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction on case.duckdb: the caller's changes, then the views rebuilt (of `tables`, once this
+        writer has built them all), committed together."""
         con = _connect_file(self.case.db_path, read_only=False)
         try:
             con.execute("BEGIN TRANSACTION")
             yield con
-            self._refresh_views(con)
+            self._refresh_views(con, None if not self._views_built else tables)
             con.execute("COMMIT")
+            self._views_built = True
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
             con.close()
 
-    def _refresh_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Views in case.duckdb for people who open it with the duckdb CLI (absolute paths)."""
+    def _refresh_views(self, con: duckdb.DuckDBPyConnection, tables: set[str] | None = None) -> None:
+        """Views in case.duckdb for people who open it with the duckdb CLI (absolute paths); `tables`: only
+        these (None: all)."""
         files: dict[str, list[str]] = {t: [] for t in schema.TABLES}
         for table, rel in con.execute("SELECT table_name, relpath FROM manifest_files ORDER BY relpath").fetchall():
             files[table].append(rel)
-        for table in schema.TABLES:
+        for table in schema.TABLES if tables is None else sorted(tables):
             con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql(self.case.path, table, files[table])}')

@@ -6,12 +6,16 @@ Everything here runs inside DuckDB over whole blocks (no Python per line). `inst
 
 from __future__ import annotations
 
+import itertools
+
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
 from .base import sql_literal
+
+_LOOKUPS = itertools.count()
 
 # Client families, first match wins: (family, regex whose group 1 is the version).
 CLIENTS: list[tuple[str, str]] = [
@@ -140,18 +144,16 @@ def requests_select(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) 
     upstream_duration_s, upstream_status, line_no.
 
     The client family and version of each distinct User-Agent are found in Python (there are few) and looked
-    up per row by two vectorized functions, `ua_client` and `ua_version`, registered on the connection: a
+    up per row by two vectorized functions, `ua_client_N` and `ua_version_N`, registered on the connection: a
     projection keeps the rows in their order, where a join would not.
     """
     uas = con.sql(f"SELECT DISTINCT user_agent FROM {raw}").to_arrow_table().column(0)
     lookup = client_lookup(uas.combine_chunks() if uas.num_chunks else pa.array([], pa.string()))
     keys = lookup.column("user_agent").combine_chunks()
-    for name, col in (("ua_client", "client"), ("ua_version", "client_version")):
+    # Functions live in the database, which the cursors of an ingest share: each lookup gets names of its own.
+    tag = next(_LOOKUPS)
+    for name, col in ((f"ua_client_{tag}", "client"), (f"ua_version_{tag}", "client_version")):
         values = lookup.column(col).combine_chunks()
-        try:
-            con.remove_function(name)
-        except duckdb.Error:
-            pass
         con.create_function(name, _taker(keys, values), ["VARCHAR"], "VARCHAR", type="arrow",
                             null_handling="special", side_effects=False)
     return f"""
@@ -178,7 +180,8 @@ def requests_select(con: duckdb.DuckDBPyConnection, raw: str, source_file: str) 
                 TRY_CAST(status AS INTEGER) AS status, CAST(duration_s AS DOUBLE) AS duration_s,
                 TRY_CAST(bytes_out AS BIGINT) AS bytes_out, TRY_CAST(bytes_in AS BIGINT) AS bytes_in,
                 strip_port(remote_addr) AS remote_ip, nullif_dash(m.user_agent) AS user_agent,
-                ua_client(m.user_agent) AS client, ua_version(m.user_agent) AS client_version,
+                ua_client_{tag}(nullif_dash(m.user_agent)) AS client,
+                ua_version_{tag}(nullif_dash(m.user_agent)) AS client_version,
                 norm_code(error_code) AS error_code, nullif_dash(error_message) AS error_message,
                 nullif_dash(error_detail) AS error_detail,
                 CAST(storage_duration_s AS DOUBLE) AS storage_duration_s,

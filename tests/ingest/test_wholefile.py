@@ -8,6 +8,8 @@ import shutil
 import pytest
 
 from workbench import Case, ingest
+from workbench.ingest import native
+from workbench.ingest.catalog import get_format
 
 # Plain request logs of every format that DuckDB can read whole, broken lines included.
 WHOLE = [
@@ -29,7 +31,7 @@ def _rows(case):
 
 
 @pytest.mark.parametrize("name", WHOLE)
-def test_whole_file_and_blocks_give_the_same_rows(tmp_path, fixtures, name):
+def test_whole_file_and_blocks_give_the_same_rows(tmp_path, fixtures, monkeypatch, name):
     src = fixtures / name
     plain = tmp_path / src.name
     shutil.copy(src, plain)
@@ -37,16 +39,26 @@ def test_whole_file_and_blocks_give_the_same_rows(tmp_path, fixtures, name):
     packed.write_bytes(gzip.compress(src.read_bytes()))
     a = ingest(tmp_path / "a", [plain]).to_dict()["files"][0]
     b = ingest(tmp_path / "b", [packed]).to_dict()["files"][0]
-    assert (a["reader"], b["reader"]) == ("duckdb", "blocks")
+    compiled = native.parser_for(get_format(a["format"])) is not None  # then DuckDB's whole-file read as well
+    assert (a["reader"], b["reader"]) == ("native" if compiled else "duckdb", "blocks")
     for key in ("format", "lines", "rows", "used_lines", "rejects", "skipped", "balanced"):
         assert a[key] == b[key], key
     assert a["balanced"] and a["rows_total"] > 0
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    if compiled:
+        monkeypatch.setenv("WORKBENCH_NATIVE", "0")
+        c = ingest(tmp_path / "c", [plain]).to_dict()["files"][0]
+        assert c["reader"] == "duckdb" and c["rows"] == a["rows"] and c["rejects"] == a["rejects"]
+        assert _rows(tmp_path / "c") == _rows(tmp_path / "a")
 
 
-def test_line_numbers_hold_across_a_parallel_read(tmp_path):
+@pytest.mark.parametrize("reader", ["native", "duckdb"])
+def test_line_numbers_hold_across_a_parallel_read(tmp_path, monkeypatch, reader):
     """48 MB, more than one of DuckDB's read buffers, so it is read on both cores: every row's line_no must be
-    the line it came from (each line carries its own number in its request id), blanks and junk included."""
+    the line it came from (each line carries its own number in its request id), blanks and junk included; by
+    the compiled parser (on both cores, in blocks) and by DuckDB."""
+    if reader == "duckdb":
+        monkeypatch.setenv("WORKBENCH_NATIVE", "0")
     rng = random.Random(7)
     path = tmp_path / "registry.log"
     junk, blank = set(), set()
@@ -69,7 +81,7 @@ def test_line_numbers_hold_across_a_parallel_read(tmp_path):
                 "time": f"2026-11-28T06:{(n // 2000) % 60:02d}:{(n // 40) % 50:02d}.{n:06d}Z",
             }) + "\n")
     f = ingest(tmp_path / "case", [path]).to_dict()["files"][0]
-    assert f["reader"] == "duckdb" and f["balanced"]
+    assert f["reader"] == reader and f["balanced"]
     assert f["lines"] == 80_000 and f["skipped"] == {"blank": len(blank)} and f["rejects"] == len(junk)
     con = Case(tmp_path / "case").connect()
     wrong = con.sql("SELECT count(*) FROM requests WHERE request_id <> 'line-' || line_no").fetchall()[0][0]

@@ -24,6 +24,7 @@ from . import derive
 from .base import Context, Format, ParseResult
 from .catalog import detect, get_format
 from .source import LineReader, clip_raw, compression_of, scan_file
+from .native import ingest_native
 from .wholefile import ingest_whole_file
 from .wrappers import WRAPPERS, Wrapper, as_block
 
@@ -48,7 +49,9 @@ class FileSummary:
     error: str | None = None
     size: int = 0
     sha256: str | None = None
-    reader: str | None = None  # "duckdb": the whole file read and parsed by DuckDB; "blocks": streamed in blocks
+    #: "native": parsed by the compiled parser (see native.py); "duckdb": the whole file read and parsed by
+    #: DuckDB; "blocks": streamed in blocks
+    reader: str | None = None
 
     @property
     def balanced(self) -> bool:
@@ -131,14 +134,21 @@ def ingest(
     case = case if isinstance(case, Case) else Case(case)
     files = expand_paths(paths)
     summaries: list[FileSummary] = []
-    with case.writer(wait_s=wait_s) as writer:
-        for path in files:
-            if progress:
-                progress(str(path))
-            summaries.append(
-                _ingest_file(writer, path, format=format, on_bad_line=on_bad_line, tz=tz, at=at,
-                             instance=instance, options=options or {})
-            )
+    base = new_connection()  # each file gets a cursor of it: a connection costs ~30 ms, a cursor nothing
+    # bounded memory whatever the input size: a block's temp tables spill to disk past this
+    base.execute(f"SET memory_limit='{INGEST_MEMORY}'")
+    derive.install(base)
+    try:
+        with case.writer(wait_s=wait_s) as writer:
+            for path in files:
+                if progress:
+                    progress(str(path))
+                summaries.append(
+                    _ingest_file(writer, base, path, format=format, on_bad_line=on_bad_line, tz=tz, at=at,
+                                 instance=instance, options=options or {})
+                )
+    finally:
+        base.close()
     return IngestSummary(str(case.path), summaries)
 
 
@@ -151,7 +161,8 @@ def _check_tz(tz: str) -> None:
         raise InputError(f"--tz {tz!r} is not a time zone name; use an IANA name such as UTC or Europe/Berlin") from None
 
 
-def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at, instance, options) -> FileSummary:
+def _ingest_file(writer: CaseWriter, base, path: Path, *, format, on_bad_line, tz, at, instance,
+                 options) -> FileSummary:
     fs = FileSummary(source_file=str(path), status="ingested")
     try:
         fs.size = path.stat().st_size
@@ -166,10 +177,9 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
         fs.status = "already ingested"
         fs.notes.append(f"same content as {prior['source_file']}, ingested {prior['ingested_at']:%Y-%m-%d %H:%M:%S} UTC; nothing added")
         return fs
-    con = new_connection()
-    # bounded memory whatever the input size: a block's temp tables spill to disk past this
-    con.execute(f"SET memory_limit='{INGEST_MEMORY}'")
-    derive.install(con)
+    con = base.cursor()  # a session of its own (temp tables, settings) in the run's database, at no cost
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # it would write into the `--json` ledger on standard output
     mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
     ctx = Context(con=con, source_file=str(path), tz=tz, instance=instance, at=at, file_mtime=mtime,
                   options=dict(options))  # a copy: what a format learns of one file (its detected prefix) stays there
@@ -189,9 +199,14 @@ def _ingest_file(writer: CaseWriter, path: Path, *, format, on_bad_line, tz, at,
     staged: list[Staged] = []
     part = 0
     whole = None
-    if fmt.whole_file and not wrappers and fs.compression is None:
-        whole = ingest_whole_file(ctx, fmt, path, scan, writer, file_id, on_bad_line)
-    fs.reader = "blocks" if whole is None else "duckdb"
+    if not wrappers and fs.compression is None:
+        whole = ingest_native(ctx, fmt, path, scan, writer, file_id, on_bad_line)
+        fs.reader = "native"
+        if whole is None and fmt.whole_file:
+            whole = ingest_whole_file(ctx, fmt, path, scan, writer, file_id, on_bad_line)
+            fs.reader = "duckdb"
+    if whole is None:
+        fs.reader = "blocks"
     if whole is not None:
         staged = whole["staged"]
         fs.rows = {t: n for t, n in whole["rows"].items() if n}

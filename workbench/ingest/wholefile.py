@@ -224,6 +224,13 @@ def parse_sql_format(fmt: SqlFormat, ctx: Context, run: WholeRun) -> dict:
         run.scratch("_cls", fmt.classify(ctx))
     else:
         run.scratch("_cls", cls, numbered=True)
+    return finish_sql_format(fmt, ctx, run)
+
+
+def finish_sql_format(fmt: SqlFormat, ctx: Context, run: WholeRun) -> dict:
+    """The rest of an `SqlFormat`'s whole-file parse, once its lines are classified into `_cls`: the rejects,
+    every output table, the blank lines."""
+    con = ctx.con
     fmt.build(ctx)
     reasons = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in fmt.reasons.items())
     n_rej = run.rejects(f"SELECT line_no, CASE cls {reasons} END AS reason, text FROM _cls "

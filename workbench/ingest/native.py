@@ -1,0 +1,312 @@
+"""Compiled ingest of the busiest request logs, nginx `combined` and CNCF distribution's logrus JSON: one pass
+over the file, on every core.
+
+A plain, unwrapped file is cut into blocks of whole lines. Each block is parsed by the C module `_native`
+(with the GIL released) into column buffers, which become Arrow arrays without a copy, and its rows are
+written to Parquet, split by day, by the same worker: parsing and writing use both cores, and memory stays
+bounded by the blocks in flight. The compiled parser takes only lines of the usual shape (for the registry,
+"response completed" lines). Every other line (events, errors, access lines, other layouts, broken lines) is
+kept with its number in a scratch file, and once the file is read they go through the format's own SQL parse
+as a whole (the registry's repeated error lines are found across the whole file), which decides whether each
+is a row, a blank or a reject.
+
+Where the compiled parser and the SQL both read a line, they must give the same row: the test suite checks
+this on generated lines of every shape (tests/ingest/test_native.py). A file with a line that is not valid
+UTF-8 is left to the other readers, as DuckDB's reader would refuse it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import schema
+from ..case import CaseWriter, Staged, fsync_file
+from .base import Context, Format, sql_literal
+from .derive import client_lookup
+from .source import FileScan
+from .wholefile import WholeRun, finish_sql_format
+
+try:
+    from . import _native
+except ImportError:  # not built: the DuckDB readers do the work
+    _native = None
+
+BLOCK_BYTES = 16 << 20
+WORKERS = 2
+ROUTES = pa.array(["manifest", "blob_upload", "blob", "tags", "referrers", "base", "catalog", "other"])
+TS = schema.TABLES["requests"].field("ts").type
+#: columns with few distinct values, dictionary-encoded in Parquet (the others are mostly distinct: ids, paths)
+DICTIONARY = ["layer", "instance", "method", "repository", "route", "status", "user_agent", "client",
+              "client_version", "upstream_status", "source_file", "error_code"]
+
+#: columns with min/max statistics, for the filters readers use (the others are mostly distinct and unfiltered)
+STATISTICS = ["ts", "line_no", "layer", "instance", "method", "repository", "route", "status", "duration_s",
+              "client", "source_file"]
+
+
+#: format -> (compiled parser's name, layer of its rows)
+COMPILED = {"nginx-combined": ("nginx_combined", "nginx"), "registry-json": ("registry_json", "registry")}
+
+
+def parser_for(fmt: Format):
+    """The compiled block parser of a format, or None (also when WORKBENCH_NATIVE=0, to compare)."""
+    if _native is None or os.environ.get("WORKBENCH_NATIVE") == "0" or fmt.name not in COMPILED:
+        return None
+    return getattr(_native, COMPILED[fmt.name][0])
+
+
+def _validity(valid: bytes) -> pa.Buffer | None:
+    v = np.frombuffer(valid, np.uint8)
+    return None if v.all() else pa.py_buffer(np.packbits(v, bitorder="little"))
+
+
+def _num(cols: dict, name: str, typ: pa.DataType, n: int) -> pa.Array:
+    vals, valid = cols[name]
+    return pa.Array.from_buffers(typ, n, [_validity(valid), pa.py_buffer(vals)])
+
+
+def _str(cols: dict, name: str, n: int) -> pa.Array:
+    offsets, data, valid = cols[name]
+    return pa.Array.from_buffers(pa.string(), n, [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+@dataclass
+class _Block:
+    lines: int = 0
+    rows: int = 0
+    slow: int = 0  # lines left to the SQL parse
+    blank: int = 0
+    slow_lines: pa.Table | None = None  # (line_no, text) of those lines
+    staged: list[Staged] = field(default_factory=list)
+    bad_utf8: int = 0
+
+
+class _Run:
+    def __init__(self, ctx: Context, fmt: Format, parse, writer: CaseWriter, file_id: str):
+        self.ctx, self.fmt, self.parse, self.writer, self.file_id = ctx, fmt, parse, writer, file_id
+        self.layer = COMPILED[fmt.name][1]
+        self.lock = threading.Lock()
+        self.part = 0
+        self.clients: dict[str | None, tuple[str | None, str | None]] = {}
+
+    def next_part(self) -> int:
+        with self.lock:
+            self.part += 1
+            return self.part - 1
+
+    def client_columns(self, ua: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """Client family and version per row, each distinct User-Agent classified once per file."""
+        with self.lock:
+            new = [u for u in pc.unique(ua).to_pylist() if u not in self.clients]
+            if new:
+                found = client_lookup(pa.array(new, pa.string()))
+                for u, f, v in zip(new, found.column("client").to_pylist(), found.column("client_version").to_pylist(),
+                                   strict=True):
+                    self.clients[u] = (f, v)
+            keys = pa.array(list(self.clients), pa.string())
+            fams = pa.array([c[0] for c in self.clients.values()], pa.string())
+            vers = pa.array([c[1] for c in self.clients.values()], pa.string())
+        idx = pc.index_in(ua, value_set=keys)
+        return fams.take(idx), vers.take(idx)
+
+    def block(self, data, first_line: int) -> _Block:
+        """Parse a block of whole lines and stage its rows."""
+        res, rows = self.rows(data, first_line)
+        if rows is not None:
+            res.staged = self.stage(rows)
+        return res
+
+    def rows(self, data, first_line: int) -> tuple[_Block, pa.Table | None]:
+        """Parse a block of whole lines: its counts and the lines left to the SQL, and the compiled parser's
+        requests in canonical form (None when a line is not valid UTF-8)."""
+        out = self.parse(data, first_line)
+        res = _Block(lines=out["lines"], slow=out["slow"], blank=out["blank"], bad_utf8=out["bad_utf8"])
+        if res.bad_utf8:
+            return res, None
+        n = out["rows"]
+        ua = _str(out, "user_agent", n)
+        client, version = self.client_columns(ua)
+        inst = self.ctx.instance
+        fast = pa.table({
+            "ts": _num(out, "ts", pa.int64(), n).cast(TS),
+            "layer": pa.repeat(pa.scalar(self.layer), n),
+            "instance": _str(out, "instance", n) if inst is None else pa.repeat(pa.scalar(inst, pa.string()), n),
+            "request_id": _str(out, "request_id", n),
+            "method": _str(out, "method", n),
+            "path": _str(out, "path", n),
+            "repository": _str(out, "repository", n),
+            "route": ROUTES.take(_num(out, "route", pa.int8(), n)),
+            "reference": _str(out, "reference", n),
+            "status": _num(out, "status", pa.int32(), n),
+            "duration_s": _num(out, "duration_s", pa.float64(), n),
+            "bytes_out": _num(out, "bytes_out", pa.int64(), n),
+            "bytes_in": _num(out, "bytes_in", pa.int64(), n),
+            "remote_ip": _str(out, "remote_ip", n),
+            "user_agent": ua,
+            "client": client,
+            "client_version": version,
+            "error_code": pa.nulls(n, pa.string()),
+            "error_message": pa.nulls(n, pa.string()),
+            "error_detail": pa.nulls(n, pa.string()),
+            "storage_duration_s": pa.nulls(n, pa.float64()),
+            "upstream_duration_s": _num(out, "upstream_duration_s", pa.float64(), n),
+            "upstream_status": _str(out, "upstream_status", n),
+            "source_file": pa.repeat(pa.scalar(self.ctx.source_file), n),
+            "line_no": _num(out, "line_no", pa.int64(), n),
+        })
+        if out["slow"]:
+            res.slow_lines = pa.table({"line_no": _num(out, "slow_line_no", pa.int64(), res.slow),
+                                       "text": _str(out, "slow_text", res.slow)})
+        res.rows = n
+        return res, schema.conform("requests", fast)
+
+    def stage(self, data: pa.Table) -> list[Staged]:
+        """Write one block's requests sorted by (ts, line_no), a file per UTC day."""
+        if not data.num_rows:
+            return []
+        ts = data.column("ts").combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
+        ln = data.column("line_no").combine_chunks().to_numpy(zero_copy_only=False)
+        d = np.diff(ts)
+        if (d < 0).any() or ((d == 0) & (np.diff(ln) < 0)).any():
+            data = data.sort_by([("ts", "ascending"), ("line_no", "ascending")])
+        runs = pc.run_end_encode(pc.cast(data.column("ts"), pa.date32()).combine_chunks())
+        staged, start = [], 0
+        for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+            sub = data.slice(start, end - start)
+            path, rel = self.writer.stage_path(self.file_id, "requests", day.isoformat(), self.next_part())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(sub, path, compression="zstd", compression_level=1, use_dictionary=DICTIONARY,
+                           write_statistics=STATISTICS, row_group_size=1 << 20)
+            fsync_file(path)
+            staged.append(Staged("requests", rel, sub.num_rows))
+            start = end
+        return staged
+
+
+def _blocks(path: Path):
+    """(whole lines as a memoryview, number of the first line) in file order; the last line may lack its
+    newline. Each read ends at its last newline (the rest is read again with the next block), so no block
+    is copied."""
+    first = 1
+    with open(path, "rb") as fh:
+        while chunk := fh.read(BLOCK_BYTES):
+            cut = chunk.rfind(b"\n") + 1
+            if 0 < cut < len(chunk):
+                fh.seek(cut - len(chunk), os.SEEK_CUR)
+            elif cut == 0 and len(chunk) == BLOCK_BYTES:  # a line longer than a block: read on until it ends
+                while (more := fh.read(BLOCK_BYTES)) and b"\n" not in more:
+                    chunk += more
+                if more:
+                    end = more.index(b"\n") + 1
+                    fh.seek(end - len(more), os.SEEK_CUR)
+                    chunk += more[:end]
+                cut = len(chunk)
+            else:
+                cut = len(chunk)
+            block = memoryview(chunk)[:cut]
+            yield block, first
+            first += _native.scan(block)[0]
+
+
+def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer: CaseWriter, file_id: str,
+                  on_bad_line: str) -> dict | None:
+    """Parse and stage a plain file with the compiled parser. Returns what `wholefile.ingest_whole_file`
+    returns, or None (with a note) when this file is not for it."""
+    parse = parser_for(fmt)
+    if parse is None or scan.has_cr or scan.has_nul:
+        return None
+    run = _Run(ctx, fmt, parse, writer, file_id)
+    work = writer.staging / file_id / "native"
+    work.mkdir(parents=True, exist_ok=True)
+    slow_path = work / "slow.parquet"
+    totals = {"lines": 0, "used_lines": 0, "blank": 0, "rejects": 0}
+    rows = {t: 0 for t in fmt.tables}
+    staged: list[Staged] = []
+    pending: deque[Future] = deque()
+    bad = 0
+    slow: pq.ParquetWriter | None = None
+
+    def take(res: _Block) -> None:
+        nonlocal bad, slow
+        staged.extend(res.staged)
+        if res.bad_utf8:
+            bad = bad or res.bad_utf8
+            return
+        totals["lines"] += res.lines
+        rows["requests"] += res.rows
+        totals["blank"] += res.blank
+        if res.slow_lines is not None:
+            if slow is None:
+                slow = pq.ParquetWriter(slow_path, res.slow_lines.schema, compression="snappy")
+            slow.write_table(res.slow_lines)
+
+    try:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="workbench-native") as pool:
+            try:
+                for data, first in _blocks(path):
+                    pending.append(pool.submit(run.block, data, first))
+                    while len(pending) >= WORKERS + 1 or (pending and pending[0].done()):
+                        take(pending.popleft().result())
+                    if bad:
+                        break
+                while pending:
+                    take(pending.popleft().result())
+            finally:
+                for f in pending:
+                    f.cancel()
+        if bad:
+            ctx.note(f"not read by the compiled parser: line {bad} is not valid UTF-8")
+            raise _Abandon
+        if totals["lines"] != scan.lines:  # not seen: a safety net, every line must keep its number
+            raise AssertionError(f"{ctx.source_file}: the compiled parser read {totals['lines']} lines of {scan.lines}")
+        if slow is not None:
+            slow.close()
+            counts = _parse_slow(ctx, fmt, writer, file_id, on_bad_line, work, slow_path, run.next_part())
+            staged.extend(counts["staged"])
+            for t, k in counts["rows"].items():
+                rows[t] += k
+            totals["blank"] += counts["blank"]
+            totals["rejects"] = counts["rejects"]
+    except BaseException as exc:
+        if slow is not None:
+            slow.close()
+        shutil.rmtree(writer.staging / file_id, ignore_errors=True)  # nothing else is staged for it yet
+        if isinstance(exc, _Abandon):
+            return None
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    totals["used_lines"] = sum(rows.values())
+    return {"staged": staged, "rows": rows, **totals}
+
+
+def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_bad_line: str, work: Path,
+                slow_path: Path, part: int) -> dict:
+    """The SQL parse of the lines the compiled parser left, as one whole (see `wholefile`)."""
+    con = ctx.con
+    (work / "spill").mkdir(exist_ok=True)
+    con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW _in AS
+                    SELECT line_no, coalesce(text, '') AS text, NULL::TIMESTAMPTZ AS wrap_ts,
+                           NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
+                    FROM read_parquet({sql_literal(str(slow_path))})""")
+    run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
+    run.scratch("_cls", fmt.classify(ctx))
+    counts = finish_sql_format(fmt, ctx, run)
+    counts["staged"] = run.staged
+    return counts
+
+
+class _Abandon(Exception):
+    pass

@@ -86,8 +86,9 @@ class _Block:
     lines: int = 0
     rows: int = 0
     slow: int = 0  # lines left to the SQL parse
-    blank: int = 0
     slow_lines: pa.Table | None = None  # (line_no, text) of those lines
+    blank: int = 0
+    slow_file: Path | None = None  # a Parquet file of those lines: (line_no, text)
     staged: list[Staged] = field(default_factory=list)
     bad_utf8: int = 0
 
@@ -120,11 +121,15 @@ class _Run:
         idx = pc.index_in(ua, value_set=keys)
         return fams.take(idx), vers.take(idx)
 
-    def block(self, data, first_line: int) -> _Block:
-        """Parse a block of whole lines and stage its rows."""
+    def block(self, data, first_line: int, work: Path) -> _Block:
+        """Parse a block of whole lines, stage its rows and write the lines left to the SQL into `work`."""
         res, rows = self.rows(data, first_line)
         if rows is not None:
             res.staged = self.stage(rows)
+        if res.slow_lines is not None:
+            res.slow_file = work / f"slow-{first_line:012d}.parquet"
+            pq.write_table(res.slow_lines, res.slow_file, compression="snappy")
+            res.slow_lines = None
         return res
 
     def rows(self, data, first_line: int) -> tuple[_Block, pa.Table | None]:
@@ -229,16 +234,15 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
     run = _Run(ctx, fmt, parse, writer, file_id)
     work = writer.staging / file_id / "native"
     work.mkdir(parents=True, exist_ok=True)
-    slow_path = work / "slow.parquet"
+    slow_files: list[Path] = []
     totals = {"lines": 0, "used_lines": 0, "blank": 0, "rejects": 0}
     rows = {t: 0 for t in fmt.tables}
     staged: list[Staged] = []
     pending: deque[Future] = deque()
     bad = 0
-    slow: pq.ParquetWriter | None = None
 
     def take(res: _Block) -> None:
-        nonlocal bad, slow
+        nonlocal bad
         staged.extend(res.staged)
         if res.bad_utf8:
             bad = bad or res.bad_utf8
@@ -246,16 +250,14 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
         totals["lines"] += res.lines
         rows["requests"] += res.rows
         totals["blank"] += res.blank
-        if res.slow_lines is not None:
-            if slow is None:
-                slow = pq.ParquetWriter(slow_path, res.slow_lines.schema, compression="snappy")
-            slow.write_table(res.slow_lines)
+        if res.slow_file is not None:
+            slow_files.append(res.slow_file)
 
     try:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="workbench-native") as pool:
             try:
                 for data, first in _blocks(path):
-                    pending.append(pool.submit(run.block, data, first))
+                    pending.append(pool.submit(run.block, data, first, work))
                     while len(pending) >= WORKERS + 1 or (pending and pending[0].done()):
                         take(pending.popleft().result())
                     if bad:
@@ -270,17 +272,14 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
             raise _Abandon
         if totals["lines"] != scan.lines:  # not seen: a safety net, every line must keep its number
             raise AssertionError(f"{ctx.source_file}: the compiled parser read {totals['lines']} lines of {scan.lines}")
-        if slow is not None:
-            slow.close()
-            counts = _parse_slow(ctx, fmt, writer, file_id, on_bad_line, work, slow_path, run.next_part())
+        if slow_files:
+            counts = _parse_slow(ctx, fmt, writer, file_id, on_bad_line, work, slow_files, run.next_part())
             staged.extend(counts["staged"])
             for t, k in counts["rows"].items():
                 rows[t] += k
             totals["blank"] += counts["blank"]
             totals["rejects"] = counts["rejects"]
     except BaseException as exc:
-        if slow is not None:
-            slow.close()
         shutil.rmtree(writer.staging / file_id, ignore_errors=True)  # nothing else is staged for it yet
         if isinstance(exc, _Abandon):
             return None
@@ -292,15 +291,16 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
 
 
 def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_bad_line: str, work: Path,
-                slow_path: Path, part: int) -> dict:
-    """The SQL parse of the lines the compiled parser left, as one whole (see `wholefile`)."""
+                slow_files: list[Path], part: int) -> dict:
+    """The SQL parse of the lines the compiled parser left (files in line order), as one whole (see
+    `wholefile`)."""
     con = ctx.con
     (work / "spill").mkdir(exist_ok=True)
     con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW _in AS
                     SELECT line_no, coalesce(text, '') AS text, NULL::TIMESTAMPTZ AS wrap_ts,
                            NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
-                    FROM read_parquet({sql_literal(str(slow_path))})""")
+                    FROM read_parquet([{", ".join(sql_literal(str(f)) for f in slow_files)}])""")
     run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
     run.scratch("_cls", fmt.classify(ctx))
     counts = finish_sql_format(fmt, ctx, run)

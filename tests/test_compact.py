@@ -23,7 +23,7 @@ def test_compaction_keeps_rows_and_makes_big_sorted_files(tmp_path):
     n_before = len(list((case / "parquet" / "requests").rglob("*.parquet")))
     s = compact(case)
     after_files = sorted((case / "parquet" / "requests").rglob("*.parquet"))
-    assert n_before == 5 and len(after_files) == 1 and s.files_before > s.files_after
+    assert n_before >= 5 and len(after_files) == 1 and s.files_before > s.files_after  # one or more per input
     assert _snapshot(Case(case).connect()) == before
     t = pq.read_table(after_files[0])
     assert str(t.schema.field("ts").type) == "timestamp[us, tz=UTC]" and "date" not in t.column_names

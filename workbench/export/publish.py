@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 SAFE = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+SIG_FIGS = 10
 
 
 def _name(name: str) -> str:
@@ -31,11 +32,15 @@ def _display(obj: Any) -> None:
 
 def table(df: pl.DataFrame, name: str, caption: str = "", appendix_dir: str | Path | None = None,
           show_rows: int = 50) -> None:
-    """Show a table (returns nothing, so a notebook shows it once) and save it as tables/<name>.csv and .parquet (sorted as given) with its caption."""
+    """Show a table (returns nothing, so a notebook shows it once) and save it as tables/<name>.csv and .parquet
+    (sorted as given, floats to SIG_FIGS significant digits) with its caption."""
     _name(name)
     if appendix_dir:
         d = Path(appendix_dir) / "tables"
         d.mkdir(parents=True, exist_ok=True)
+        # Floats saved to 10 significant digits: DuckDB sums in parallel, and the order of a float sum moves
+        # its last bits from run to run; the same case must give the same appendix, byte for byte.
+        df = df.with_columns(pl.col(pl.Float32, pl.Float64).round_sig_figs(SIG_FIGS))
         df.write_parquet(d / f"{name}.parquet", compression="zstd", statistics=False)
         df.write_csv(d / f"{name}.csv")
         (d / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption, "rows": df.height,

@@ -176,7 +176,24 @@ def _registry_line(rng: random.Random, dups: list[str]) -> tuple[str, bool]:
                     "err.detail": "d", "http.response.status": 404})
         return json.dumps(rec, separators=sep), False
     rec = dict(rec)
+    if r < 0.93:  # an event, which the compiled parser takes (its kind and fields come from the SQL)
+        ev = {"level": rng.choice(["info", "INFO", "warning", "error", "panic", "debug"]), "time": rec["time"],
+              "msg": rng.choice(["authorized request", "s3aws: SlowDown: Please reduce your request rate",
+                                 "garbage collect: marking manifest", "listening on [::]:5000",
+                                 "pq: too many clients", "runtime error: nil map", "é <b> & \u2028 \"x\"",
+                                 "token expired", "x\ny\tz"])}
+        for k, vals in (("err.code", ["blob unknown", "BLOB_UNKNOWN"]), ("err.detail", ["d", ""]),
+                        ("err.message", ["m"]), ("error", ["storagedriver: timeout", "redis: nil"]),
+                        ("vars.name", ["library/app"]), ("instance.id", ["i-1", ""]),
+                        ("http.request.id", ["abc", "-"]), ("http.response.status", [200]), ("go.version", ["1"])):
+            if rng.random() < 0.3:
+                ev[k] = rng.choice(vals)
+        if rng.random() < 0.1:
+            ev.pop("msg")
+        text = json.dumps(ev, separators=sep, ensure_ascii=rng.random() < 0.5)
+        return text.replace("<", "\\u003c") if rng.random() < 0.3 else text, False
     return rng.choice([
+        json.dumps({"level": 5, "msg": "a number for a level", "time": rec["time"]}),
         json.dumps({"go.version": "go1.20.8", "level": "info", "msg": "authorized request", "time": rec["time"],
                     "vars.name": "library/app"}),
         json.dumps({**rec, "http.response.status": "200"}),
@@ -228,7 +245,8 @@ def test_compiled_registry_parser_gives_what_the_sql_gives(tmp_path, monkeypatch
                        "WHERE kind = 'request_error'").fetchall()[0][0]
     assert kinds > 0
     out = native._native.registry_json(log.read_bytes(), 1)
-    assert out["lines"] == 5000 and out["rows"] == usual and out["slow"] + out["blank"] == 5000 - usual
+    assert out["lines"] == 5000 and out["rows"] == usual and out["events"] > 0
+    assert out["slow"] + out["blank"] + out["events"] == 5000 - usual
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -296,9 +314,10 @@ path_chars = st.sampled_from(list("/av2_.-?%:") + ["manifests", "blobs", "upload
 def test_routes_match_the_sql(paths):
     texts = [f'10.0.0.1 - - [28/Nov/2026:12:57:33 +0000] "GET {p} HTTP/1.1" 200 2 "-" "curl/8" 0.001' for p in paths]
     fmt = get_format("nginx-combined")
-    counts, table = native._Run(_ctx(), fmt, native._native.nginx_combined, None, "f").rows(
+    counts, tables = native._Run(_ctx(), fmt, native._native.nginx_combined, None, "f").rows(
         "\n".join(texts).encode(), 1)
-    assert counts.rows == len(texts) and counts.slow == 0  # the compiled parser took every line
+    table = tables["requests"]
+    assert counts.rows == {"requests": len(texts)} and counts.slow == 0  # the compiled parser took every line
     block = as_block(pa.table({"line_no": pa.array(range(1, len(texts) + 1), pa.int64()),
                                "text": pa.array(texts, pa.string())}))
     ref = fmt.parse(_ctx(), block, True).tables["requests"]

@@ -252,7 +252,13 @@ typedef struct {
     const char *remote, *req, *ua, *rid, *us, *uri, *path, *repo, *ref, *inst;
     size_t remoten, reqn, uan, ridn, usn, urin, pathn, repon, refn, instn;
     int ua_escaped; /* nginx's \x22 / \x5C escapes to undo */
+    /* an event (a registry line that is not a request): its fields as logged, and the line */
+    const char *ev[9], *line;
+    size_t evn[9], linen;
 } Row;
+
+/* what a line parser found */
+enum { L_OTHER, L_REQUEST, L_EVENT };
 
 /* The path (the URI before '?', NULL for '' and '-') and its /v2/ route, repository and reference. */
 static void path_and_route(Row *r) {
@@ -510,14 +516,15 @@ static const char *json_number(const char *p, const char *end) {
 }
 
 enum { K_TIME, K_MSG, K_METHOD, K_URI, K_ID, K_REMOTE, K_UA, K_STATUS, K_DURATION, K_WRITTEN, K_LENGTH, K_INSTANCE,
-       K_ERR, N_KEYS };
+       K_LEVEL, K_ERR_CODE, K_ERR_MESSAGE, K_ERR_DETAIL, K_ERROR, K_VARS_NAME, N_KEYS };
 static const struct { const char *name; size_t len; int key; } JSON_KEYS[] = {
     {"time", 4, K_TIME}, {"msg", 3, K_MSG}, {"http.request.method", 19, K_METHOD}, {"http.request.uri", 16, K_URI},
     {"http.request.id", 15, K_ID}, {"http.request.remoteaddr", 23, K_REMOTE},
     {"http.request.useragent", 22, K_UA}, {"http.response.status", 20, K_STATUS},
     {"http.response.duration", 22, K_DURATION}, {"http.response.written", 21, K_WRITTEN},
-    {"http.request.contentlength", 26, K_LENGTH}, {"instance.id", 11, K_INSTANCE}, {"err.code", 8, K_ERR},
-    {"err.message", 11, K_ERR}, {"err.detail", 10, K_ERR},
+    {"http.request.contentlength", 26, K_LENGTH}, {"instance.id", 11, K_INSTANCE}, {"level", 5, K_LEVEL},
+    {"err.code", 8, K_ERR_CODE}, {"err.message", 11, K_ERR_MESSAGE}, {"err.detail", 10, K_ERR_DETAIL},
+    {"error", 5, K_ERROR}, {"vars.name", 9, K_VARS_NAME},
 };
 
 typedef struct {
@@ -620,7 +627,7 @@ static int registry_line(const char *s, size_t n, Row *r, Buf *arena) {
         else if (end - p >= 4 && memcmp(p, "null", 4) == 0) { ve = p + 4; is_null = 1; }
         else return 0; /* an object or array in a value: left to the SQL */
         if (which >= 0) {
-            if (which == K_ERR || seen[which]++) return 0; /* an error, or a key twice: left to the SQL */
+            if (seen[which]++) return 0; /* a key twice: left to the SQL */
             if (!is_null) {
                 if (is_string) {
                     v[which].is_string = 1;
@@ -647,10 +654,25 @@ static int registry_line(const char *s, size_t n, Row *r, Buf *arena) {
         if (p == end - 1 && *p == '}') break;
         return 0;
     }
-    /* a request: msg "response completed", a readable time */
-    if (!v[K_MSG].p || !v[K_MSG].is_string || v[K_MSG].n != 18 || memcmp(v[K_MSG].p, "response completed", 18) != 0)
-        return 0;
-    if (!v[K_TIME].p || !v[K_TIME].is_string || !rfc3339_utc(v[K_TIME].p, v[K_TIME].n, &r->ts)) return 0;
+    if (!v[K_TIME].p || !v[K_TIME].is_string || !rfc3339_utc(v[K_TIME].p, v[K_TIME].n, &r->ts)) return L_OTHER;
+    if (v[K_MSG].p && !v[K_MSG].is_string) return L_OTHER;
+    int completed = v[K_MSG].p && v[K_MSG].n == 18 && memcmp(v[K_MSG].p, "response completed", 18) == 0;
+    if (!completed) {
+        /* an event, but for an error response (repeated ones are found across the whole file, by the SQL) */
+        if (v[K_MSG].p && v[K_MSG].n == 29 && memcmp(v[K_MSG].p, "response completed with error", 29) == 0)
+            return L_OTHER;
+        static const int EV[9] = {K_LEVEL, K_MSG, K_ERR_CODE, K_ERR_MESSAGE, K_ERR_DETAIL, K_ERROR, K_ID,
+                                  K_VARS_NAME, K_INSTANCE};
+        for (int k = 0; k < 9; k++) {
+            if (v[EV[k]].p && !v[EV[k]].is_string) return L_OTHER; /* a number where text belongs */
+            r->ev[k] = v[EV[k]].p;
+            r->evn[k] = v[EV[k]].n;
+        }
+        r->line = s;
+        r->linen = n;
+        return L_EVENT;
+    }
+    if (v[K_ERR_CODE].p || v[K_ERR_MESSAGE].p || v[K_ERR_DETAIL].p) return L_OTHER; /* an error: left to the SQL */
     /* numbers: JSON integers (a string or a fraction is left to the SQL) */
     r->status = 0;
     if (v[K_STATUS].p) {
@@ -712,26 +734,28 @@ static int registry_line(const char *s, size_t n, Row *r, Buf *arena) {
             if (colons == 1) r->remoten = (size_t)(first - r->remote);
         }
     }
-    return 1;
+    return L_REQUEST;
 #undef DASH
 }
 
 /* ---- the block ------------------------------------------------------------------------------------- */
 
 enum { C_REQUEST_ID, C_METHOD, C_PATH, C_REPOSITORY, C_REFERENCE, C_REMOTE_IP, C_USER_AGENT, C_UPSTREAM_STATUS,
-       C_INSTANCE, C_SLOW_TEXT, N_STR };
+       C_INSTANCE, C_SLOW_TEXT, C_EV /* 9 event fields, then the line */, N_STR = C_EV + 10 };
 static const char *STR_NAMES[N_STR] = {"request_id", "method", "path", "repository", "reference", "remote_ip",
-                                       "user_agent", "upstream_status", "instance", "slow_text"};
+                                       "user_agent", "upstream_status", "instance", "slow_text", "ev_level",
+                                       "ev_msg", "ev_err_code", "ev_err_message", "ev_err_detail", "ev_error",
+                                       "ev_request_id", "ev_vars_name", "ev_instance_id", "ev_text"};
 enum { N_TS, N_LINE_NO, N_STATUS, N_DURATION, N_BYTES_OUT, N_BYTES_IN, N_UPSTREAM_DURATION, N_ROUTE, N_SLOW_LINE,
-       N_NUM };
+       N_EV_TS, N_EV_LINE_NO, N_NUM };
 static const char *NUM_NAMES[N_NUM] = {"ts", "line_no", "status", "duration_s", "bytes_out", "bytes_in",
-                                       "upstream_duration_s", "route", "slow_line_no"};
+                                       "upstream_duration_s", "route", "slow_line_no", "ev_ts", "ev_line_no"};
 
 typedef struct {
     StrCol str[N_STR];
     NumCol num[N_NUM];
     Buf scratch, arena;
-    int64_t rows, slow, blank, lines, bad_utf8;
+    int64_t rows, events, slow, blank, lines, bad_utf8;
 } Out;
 
 static int add_ua(Out *o, const Row *r) {
@@ -791,6 +815,15 @@ static int nginx_line(const char *s, size_t n, Row *r, Buf *arena) {
     return parse_line(s, n, r);
 }
 
+static int add_event(Out *o, const Row *r, int64_t line_no) {
+    if (num_add(&o->num[N_EV_TS], &r->ts, 8, 1) || num_add(&o->num[N_EV_LINE_NO], &line_no, 8, 1)) return -1;
+    for (int k = 0; k < 9; k++)
+        if (str_add(&o->str[C_EV + k], r->ev[k], r->ev[k] ? r->evn[k] : 0, r->ev[k] != NULL)) return -1;
+    if (str_add(&o->str[C_EV + 9], r->line, r->linen, 1)) return -1;
+    o->events++;
+    return 0;
+}
+
 static int parse_block(Out *o, const char *buf, size_t n, int64_t first_line, LineParser parse) {
     const char *p = buf, *end = buf + n;
     int64_t line_no = first_line;
@@ -804,9 +837,12 @@ static int parse_block(Out *o, const char *buf, size_t n, int64_t first_line, Li
         Row r;
         o->arena.n = 0; /* decoded strings of this line: never longer than the line, so never moved */
         if (reserve(&o->arena, len + 1)) return -1;
+        int kind = len ? parse(p, len, &r, &o->arena) : L_OTHER;
         if (len == 0) o->blank++;
-        else if (parse(p, len, &r, &o->arena)) {
+        else if (kind == L_REQUEST) {
             if (add_row(o, &r, line_no)) return -1;
+        } else if (kind == L_EVENT) {
+            if (add_event(o, &r, line_no)) return -1;
         } else {
             if (num_add(&o->num[N_SLOW_LINE], &line_no, 8, 1) || str_add(&o->str[C_SLOW_TEXT], p, len, 1)) return -1;
             o->slow++;
@@ -869,6 +905,7 @@ static PyObject *run_parser(PyObject *args, LineParser parse) {
                                                       as_bytes(&o.str[i].valid)));
     if (!err) err = set_item(d, "rows", PyLong_FromLongLong(o.rows));
     if (!err) err = set_item(d, "slow", PyLong_FromLongLong(o.slow));
+    if (!err) err = set_item(d, "events", PyLong_FromLongLong(o.events));
     if (!err) err = set_item(d, "blank", PyLong_FromLongLong(o.blank));
     if (!err) err = set_item(d, "lines", PyLong_FromLongLong(o.lines));
     if (!err) err = set_item(d, "bad_utf8", PyLong_FromLongLong(o.bad_utf8));

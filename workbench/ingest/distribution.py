@@ -164,18 +164,23 @@ class _RegistryLog(SqlFormat):
             ctx.con.execute(f"CREATE OR REPLACE TEMP VIEW _lines AS {_lines_sql(repeated)}")
 
     def outputs(self, ctx: Context) -> dict[str, str]:
-        inst = f"coalesce({sql_literal(ctx.instance)}, instance_id, wrap_host)"
         return {
             "requests": requests_select(ctx.con, "_req", ctx.source_file),
-            "log_events": f"""
+            "log_events": self.events_select(ctx, "_lines", "cls = 'event'"),
+        }
+
+    def events_select(self, ctx: Context, relation: str, where: str) -> str:
+        """Canonical log_events from the rows of `relation` (columns as `extract_sql` gives them, with tsv)
+        that meet `where`; the compiled parser's events take this too (native.py)."""
+        inst = f"coalesce({sql_literal(ctx.instance)}, instance_id, wrap_host)"
+        return f"""
                 SELECT coalesce(tsv, wrap_ts) AS ts, {sql_literal(self.layer)} AS layer, {inst} AS instance,
                        lower(level) AS level, msg AS message, {EVENT_KIND_SQL} AS kind,
                        norm_code(err_code) AS error_code, coalesce(error, err_detail, err_message) AS error_detail,
                        request_id, vars_name AS repository,
                        coalesce(fields, CASE WHEN starts_with(ltrim(text), '{{') THEN {JSON_FIELDS_SQL} END) AS fields,
                        {sql_literal(ctx.source_file)} AS source_file, line_no
-                FROM _lines WHERE cls = 'event'""",
-        }
+                FROM {relation} WHERE {where}"""
 
 
 def _lines_sql(repeated: str) -> str:

@@ -47,11 +47,11 @@ WORKERS = 2
 ROUTES = pa.array(["manifest", "blob_upload", "blob", "tags", "referrers", "base", "catalog", "other"])
 TS = schema.TABLES["requests"].field("ts").type
 #: columns with few distinct values, dictionary-encoded in Parquet (the others are mostly distinct: ids, paths)
-DICTIONARY = ["layer", "instance", "method", "repository", "route", "status", "user_agent", "client",
+DICTIONARY = ["layer", "instance", "method", "repository", "route", "status", "user_agent", "client", "level", "kind",
               "client_version", "upstream_status", "source_file", "error_code"]
 
 #: columns with min/max statistics, for the filters readers use (the others are mostly distinct and unfiltered)
-STATISTICS = ["ts", "line_no", "layer", "instance", "method", "repository", "route", "status", "duration_s",
+STATISTICS = ["ts", "line_no", "layer", "instance", "method", "repository", "route", "status", "duration_s", "kind",
               "client", "source_file"]
 
 
@@ -84,7 +84,7 @@ def _str(cols: dict, name: str, n: int) -> pa.Array:
 @dataclass
 class _Block:
     lines: int = 0
-    rows: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
     slow: int = 0  # lines left to the SQL parse
     slow_lines: pa.Table | None = None  # (line_no, text) of those lines
     blank: int = 0
@@ -100,6 +100,8 @@ class _Run:
         self.lock = threading.Lock()
         self.part = 0
         self.clients: dict[str | None, tuple[str | None, str | None]] = {}
+        self.local = threading.local()  # each worker's own DuckDB cursor, for the events' SQL
+        self.cursors: list = []
 
     def next_part(self) -> int:
         with self.lock:
@@ -123,22 +125,22 @@ class _Run:
 
     def block(self, data, first_line: int, work: Path) -> _Block:
         """Parse a block of whole lines, stage its rows and write the lines left to the SQL into `work`."""
-        res, rows = self.rows(data, first_line)
-        if rows is not None:
-            res.staged = self.stage(rows)
+        res, tables = self.rows(data, first_line)
+        for table, rows in tables.items():
+            res.staged += self.stage(table, rows)
         if res.slow_lines is not None:
             res.slow_file = work / f"slow-{first_line:012d}.parquet"
             pq.write_table(res.slow_lines, res.slow_file, compression="snappy")
             res.slow_lines = None
         return res
 
-    def rows(self, data, first_line: int) -> tuple[_Block, pa.Table | None]:
+    def rows(self, data, first_line: int) -> tuple[_Block, dict[str, pa.Table]]:
         """Parse a block of whole lines: its counts and the lines left to the SQL, and the compiled parser's
-        requests in canonical form (None when a line is not valid UTF-8)."""
+        rows in canonical form, by table (none when a line is not valid UTF-8)."""
         out = self.parse(data, first_line)
         res = _Block(lines=out["lines"], slow=out["slow"], blank=out["blank"], bad_utf8=out["bad_utf8"])
         if res.bad_utf8:
-            return res, None
+            return res, {}
         n = out["rows"]
         ua = _str(out, "user_agent", n)
         client, version = self.client_columns(ua)
@@ -173,11 +175,39 @@ class _Run:
         if out["slow"]:
             res.slow_lines = pa.table({"line_no": _num(out, "slow_line_no", pa.int64(), res.slow),
                                        "text": _str(out, "slow_text", res.slow)})
-        res.rows = n
-        return res, schema.conform("requests", fast)
+        tables = {"requests": schema.conform("requests", fast)}
+        if out.get("events"):
+            tables["log_events"] = self.events(out)
+        res.rows = {t: v.num_rows for t, v in tables.items()}
+        return res, tables
 
-    def stage(self, data: pa.Table) -> list[Staged]:
-        """Write one block's requests sorted by (ts, line_no), a file per UTC day."""
+    def events(self, out: dict) -> pa.Table:
+        """The block's events (registry lines other than requests) in canonical form, by the format's own SQL
+        for events, on this worker's cursor."""
+        k = out["events"]
+        raw = pa.table({
+            "tsv": _num(out, "ev_ts", pa.int64(), k).cast(TS), "wrap_ts": pa.nulls(k, TS),
+            "instance_id": _str(out, "ev_instance_id", k), "wrap_host": pa.nulls(k, pa.string()),
+            "level": _str(out, "ev_level", k), "msg": _str(out, "ev_msg", k), "err_code": _str(out, "ev_err_code", k),
+            "err_message": _str(out, "ev_err_message", k), "err_detail": _str(out, "ev_err_detail", k),
+            "error": _str(out, "ev_error", k), "request_id": _str(out, "ev_request_id", k),
+            "vars_name": _str(out, "ev_vars_name", k), "fields": pa.nulls(k, pa.string()),
+            "text": _str(out, "ev_text", k), "line_no": _num(out, "ev_line_no", pa.int64(), k),
+        })
+        con = getattr(self.local, "con", None)
+        if con is None:
+            con = self.local.con = self.ctx.con.cursor()
+            con.execute("SET TimeZone = 'UTC'")
+            with self.lock:
+                self.cursors.append(con)
+        con.register("_ev", raw)
+        try:
+            return schema.conform("log_events", con.sql(self.fmt.events_select(self.ctx, "_ev", "TRUE")).to_arrow_table())
+        finally:
+            con.unregister("_ev")
+
+    def stage(self, table: str, data: pa.Table) -> list[Staged]:
+        """Write one block's rows of a table sorted by (ts, line_no), a file per UTC day."""
         if not data.num_rows:
             return []
         ts = data.column("ts").combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -189,12 +219,14 @@ class _Run:
         staged, start = [], 0
         for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
             sub = data.slice(start, end - start)
-            path, rel = self.writer.stage_path(self.file_id, "requests", day.isoformat(), self.next_part())
+            path, rel = self.writer.stage_path(self.file_id, table, day.isoformat(), self.next_part())
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(sub, path, compression="zstd", compression_level=1, use_dictionary=DICTIONARY,
-                           write_statistics=STATISTICS, row_group_size=1 << 20)
+            names = set(sub.column_names)
+            pq.write_table(sub, path, compression="zstd", compression_level=1,
+                           use_dictionary=[c for c in DICTIONARY if c in names],
+                           write_statistics=[c for c in STATISTICS if c in names], row_group_size=1 << 20)
             fsync_file(path)
-            staged.append(Staged("requests", rel, sub.num_rows))
+            staged.append(Staged(table, rel, sub.num_rows))
             start = end
         return staged
 
@@ -248,7 +280,8 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
             bad = bad or res.bad_utf8
             return
         totals["lines"] += res.lines
-        rows["requests"] += res.rows
+        for t, k in res.rows.items():
+            rows[t] += k
         totals["blank"] += res.blank
         if res.slow_file is not None:
             slow_files.append(res.slow_file)
@@ -267,6 +300,8 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
             finally:
                 for f in pending:
                     f.cancel()
+        for con in run.cursors:
+            con.close()
         if bad:
             ctx.note(f"not read by the compiled parser: line {bad} is not valid UTF-8")
             raise _Abandon
@@ -302,7 +337,7 @@ def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_
                            NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
                     FROM read_parquet([{", ".join(sql_literal(str(f)) for f in slow_files)}])""")
     run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
-    run.scratch("_cls", fmt.classify(ctx))
+    run.scratch("_cls", fmt.classify(ctx), table=True)
     counts = finish_sql_format(fmt, ctx, run)
     counts["staged"] = run.staged
     return counts

@@ -19,6 +19,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from .wholefile import WholeRun
 
+INGEST_MEMORY = "256MB"  # DuckDB memory for one file's parse
 REJECT_COLUMNS = pa.schema([("line_no", pa.int64()), ("reason", pa.string()), ("text", pa.string())])
 
 

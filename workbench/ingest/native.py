@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from .. import schema
 from ..case import CaseWriter, Staged, fsync_file
-from .base import Context, Format, sql_literal
+from .base import INGEST_MEMORY, Context, Format, sql_literal
 from .derive import client_lookup
 from .source import FileScan
 from .wholefile import WholeRun, finish_sql_format
@@ -43,6 +43,7 @@ except ImportError:  # not built: the DuckDB readers do the work
     _native = None
 
 BLOCK_BYTES = 16 << 20
+SLOW_MEMORY = "160MB"  # DuckDB's memory for the SQL parse of the lines the compiled parser left
 WORKERS = 2
 ROUTES = pa.array(["manifest", "blob_upload", "blob", "tags", "referrers", "base", "catalog", "other"])
 TS = schema.TABLES["requests"].field("ts").type
@@ -302,6 +303,7 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
                     f.cancel()
         for con in run.cursors:
             con.close()
+        pa.default_memory_pool().release_unused()  # the blocks' buffers, before DuckDB's turn (peak RSS)
         if bad:
             ctx.note(f"not read by the compiled parser: line {bad} is not valid UTF-8")
             raise _Abandon
@@ -330,6 +332,8 @@ def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_
     """The SQL parse of the lines the compiled parser left (files in line order), as one whole (see
     `wholefile`)."""
     con = ctx.con
+    # less than a whole-file parse may take: what the blocks left in this process counts towards the peak
+    con.execute(f"SET memory_limit = '{SLOW_MEMORY}'")
     (work / "spill").mkdir(exist_ok=True)
     con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW _in AS
@@ -337,8 +341,12 @@ def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_
                            NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
                     FROM read_parquet([{", ".join(sql_literal(str(f)) for f in slow_files)}])""")
     run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
-    run.scratch("_cls", fmt.classify(ctx), table=True)
-    counts = finish_sql_format(fmt, ctx, run)
+    try:
+        run.scratch("_cls", fmt.classify(ctx), table=True)  # (a temp table spills; COPY to Parquet ran out of memory)
+        counts = finish_sql_format(fmt, ctx, run)
+    finally:
+        run.drop("_cls")
+        con.execute(f"SET memory_limit = '{INGEST_MEMORY}'")  # the setting is the database's, not the cursor's
     counts["staged"] = run.staged
     return counts
 

@@ -21,7 +21,7 @@ from .. import schema
 from ..case import Case, CaseWriter, Staged, fsync_file, new_connection
 from ..errors import BadLine, InputError
 from . import derive
-from .base import Context, Format, ParseResult
+from .base import INGEST_MEMORY, Context, Format, ParseResult
 from .catalog import detect, get_format
 from .source import LineReader, clip_raw, compression_of, scan_file
 from .native import ingest_native
@@ -29,7 +29,6 @@ from .wholefile import ingest_whole_file
 from .wrappers import WRAPPERS, Wrapper, as_block
 
 ON_BAD_LINE = ("quarantine", "raise")
-INGEST_MEMORY = "256MB"  # DuckDB memory for one file's parse
 
 
 @dataclass

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .errors import CaseBusy, CaseError
@@ -67,6 +69,38 @@ def _connect_file(path: Path, read_only: bool, wait_s: float = 60.0) -> duckdb.D
                 raise CaseError(f"{path}: cannot open the case catalog ({exc}); is another process writing it?") from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+def ingest_session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of `con`: a session of its own (temp tables, settings) in the same database, at no cost, pinned
+    to UTC and without DuckDB's progress bar (it would write into the `--json` ledger on standard output)."""
+    cur = con.cursor()
+    cur.execute("SET TimeZone = 'UTC'")
+    cur.execute("SET enable_progress_bar = false")
+    return cur
+
+
+def by_day(data: pa.Table) -> Iterator[tuple[dt.date, pa.Table]]:
+    """A partitioned table's rows sorted by (ts, line_no) (sorted here only when they are not already), as one
+    contiguous run per UTC day: (day, rows)."""
+    if not _sorted_by_ts(data):
+        data = data.sort_by([("ts", "ascending"), ("line_no", "ascending")])
+    runs = pc.run_end_encode(pc.cast(data.column("ts"), pa.date32()).combine_chunks())
+    start = 0
+    for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+        yield day, data.slice(start, end - start)
+        start = end
+
+
+def _sorted_by_ts(data: pa.Table) -> bool:
+    """True when rows are already in (ts, line_no) order (DuckDB sorted them), so no second sort is needed."""
+    n = data.num_rows
+    if n < 2:
+        return True
+    ts, ln = data.column("ts"), data.column("line_no")
+    a, b = ts.slice(0, n - 1), ts.slice(1)
+    ok = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), pc.less_equal(ln.slice(0, n - 1), ln.slice(1))))
+    return bool(pc.all(ok).as_py())
 
 
 def fsync_file(path: Path) -> None:

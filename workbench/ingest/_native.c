@@ -273,6 +273,30 @@ static void path_and_route(Row *r) {
     if (!r->path) r->repo = r->ref = NULL;
 }
 
+/* The remote address without its port, as derive.strip_port gives it: 10.0.0.1:5000, [::1]:5000, a bare
+ * address; '' and '-' are NULL. 0 for what is left to the SQL (a list, surrounding spaces, no ']'). */
+static int strip_port(Row *r) {
+    if (!r->remote) return 1;
+    if (r->remoten == 0 || (r->remoten == 1 && r->remote[0] == '-')) {
+        r->remote = NULL;
+        return 1;
+    }
+    if (memchr(r->remote, ',', r->remoten) || r->remote[0] == ' ' || r->remote[r->remoten - 1] == ' ') return 0;
+    if (r->remote[0] == '[') {
+        const char *rb = memchr(r->remote, ']', r->remoten);
+        if (!rb) return 0;
+        r->remoten = (size_t)(rb - r->remote - 1);
+        r->remote++;
+        return 1;
+    }
+    int colons = 0;
+    const char *first = NULL;
+    for (size_t i = 0; i < r->remoten; i++)
+        if (r->remote[i] == ':') { colons++; if (!first) first = r->remote + i; }
+    if (colons == 1) r->remoten = (size_t)(first - r->remote);
+    return 1;
+}
+
 /* A token of \S+ ending at a space: its end, or NULL. No brackets (the SQL finds the time by the first '['). */
 static const char *token(const char *s, const char *end) {
     const char *t = s;
@@ -403,21 +427,9 @@ static int parse_line(const char *s, size_t n, Row *r) {
     }
     if (!r->uri) r->req = NULL;
     path_and_route(r);
-    /* remote address without the port */
     r->remote = s;
     r->remoten = a - s;
-    {
-        const char *comma = memchr(r->remote, ',', r->remoten);
-        if (comma) return 0; /* a list: left to the SQL */
-        if (r->remoten == 1 && r->remote[0] == '-') r->remote = NULL;
-        else {
-            int colons = 0;
-            const char *first = NULL;
-            for (size_t i = 0; i < r->remoten; i++)
-                if (r->remote[i] == ':') { colons++; if (!first) first = r->remote + i; }
-            if (colons == 1) r->remoten = first - r->remote;
-        }
-    }
+    if (!strip_port(r)) return 0;
     r->ua = q[4] + 1;
     r->uan = q[5] - r->ua;
     r->ua_escaped = 1;
@@ -714,26 +726,9 @@ static int registry_line(const char *s, size_t n, Row *r, Buf *arena) {
     r->inst = v[K_INSTANCE].p;
     r->instn = v[K_INSTANCE].n;
     path_and_route(r);
-    /* remote address without the port: 10.0.0.1:5000, [::1]:5000, a bare address */
     r->remote = v[K_REMOTE].p;
     r->remoten = v[K_REMOTE].n;
-    if (r->remote) {
-        if (DASH(v[K_REMOTE])) r->remote = NULL;
-        else if (memchr(r->remote, ',', r->remoten) || r->remote[0] == ' ' || r->remote[r->remoten - 1] == ' ')
-            return 0;
-        else if (r->remote[0] == '[') {
-            const char *rb = memchr(r->remote, ']', r->remoten);
-            if (!rb) return 0;
-            r->remoten = (size_t)(rb - r->remote - 1);
-            r->remote++;
-        } else {
-            int colons = 0;
-            const char *first = NULL;
-            for (size_t i = 0; i < r->remoten; i++)
-                if (r->remote[i] == ':') { colons++; if (!first) first = r->remote + i; }
-            if (colons == 1) r->remoten = (size_t)(first - r->remote);
-        }
-    }
+    if (!strip_port(r)) return 0;
     return L_REQUEST;
 #undef DASH
 }

@@ -31,11 +31,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema
-from ..case import CaseWriter, Staged, fsync_file
+from ..case import CaseWriter, Staged, by_day, fsync_file, ingest_session
 from .base import INGEST_MEMORY, Context, Format, sql_literal
 from .derive import client_lookup
 from .source import FileScan
-from .wholefile import WholeRun, finish_sql_format
+from .wholefile import WholeRun, finish_sql_format, in_view
 
 try:
     from . import _native
@@ -101,6 +101,7 @@ class _Run:
         self.lock = threading.Lock()
         self.part = 0
         self.clients: dict[str | None, tuple[str | None, str | None]] = {}
+        self.lookup = (pa.array([], pa.string()),) * 3  # self.clients as (keys, families, versions)
         self.local = threading.local()  # each worker's own DuckDB cursor, for the events' SQL
         self.cursors: list = []
 
@@ -118,9 +119,10 @@ class _Run:
                 for u, f, v in zip(new, found.column("client").to_pylist(), found.column("client_version").to_pylist(),
                                    strict=True):
                     self.clients[u] = (f, v)
-            keys = pa.array(list(self.clients), pa.string())
-            fams = pa.array([c[0] for c in self.clients.values()], pa.string())
-            vers = pa.array([c[1] for c in self.clients.values()], pa.string())
+                self.lookup = (pa.array(list(self.clients), pa.string()),
+                               pa.array([c[0] for c in self.clients.values()], pa.string()),
+                               pa.array([c[1] for c in self.clients.values()], pa.string()))
+            keys, fams, vers = self.lookup
         idx = pc.index_in(ua, value_set=keys)
         return fams.take(idx), vers.take(idx)
 
@@ -197,8 +199,7 @@ class _Run:
         })
         con = getattr(self.local, "con", None)
         if con is None:
-            con = self.local.con = self.ctx.con.cursor()
-            con.execute("SET TimeZone = 'UTC'")
+            con = self.local.con = ingest_session(self.ctx.con)
             with self.lock:
                 self.cursors.append(con)
         con.register("_ev", raw)
@@ -209,17 +210,8 @@ class _Run:
 
     def stage(self, table: str, data: pa.Table) -> list[Staged]:
         """Write one block's rows of a table sorted by (ts, line_no), a file per UTC day."""
-        if not data.num_rows:
-            return []
-        ts = data.column("ts").combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
-        ln = data.column("line_no").combine_chunks().to_numpy(zero_copy_only=False)
-        d = np.diff(ts)
-        if (d < 0).any() or ((d == 0) & (np.diff(ln) < 0)).any():
-            data = data.sort_by([("ts", "ascending"), ("line_no", "ascending")])
-        runs = pc.run_end_encode(pc.cast(data.column("ts"), pa.date32()).combine_chunks())
-        staged, start = [], 0
-        for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-            sub = data.slice(start, end - start)
+        staged = []
+        for day, sub in by_day(data):
             path, rel = self.writer.stage_path(self.file_id, table, day.isoformat(), self.next_part())
             path.parent.mkdir(parents=True, exist_ok=True)
             names = set(sub.column_names)
@@ -228,7 +220,6 @@ class _Run:
                            write_statistics=[c for c in STATISTICS if c in names], row_group_size=1 << 20)
             fsync_file(path)
             staged.append(Staged(table, rel, sub.num_rows))
-            start = end
         return staged
 
 
@@ -336,10 +327,7 @@ def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_
     con.execute(f"SET memory_limit = '{SLOW_MEMORY}'")
     (work / "spill").mkdir(exist_ok=True)
     con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW _in AS
-                    SELECT line_no, coalesce(text, '') AS text, NULL::TIMESTAMPTZ AS wrap_ts,
-                           NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
-                    FROM read_parquet([{", ".join(sql_literal(str(f)) for f in slow_files)}])""")
+    in_view(con, f"read_parquet([{', '.join(sql_literal(str(f)) for f in slow_files)}])", False, line_no="line_no")
     run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
     try:
         run.scratch("_cls", fmt.classify(ctx), table=True)  # (a temp table spills; COPY to Parquet ran out of memory)

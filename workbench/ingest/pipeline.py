@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema
-from ..case import Case, CaseWriter, Staged, fsync_file, new_connection
+from ..case import Case, CaseWriter, Staged, by_day, fsync_file, ingest_session, new_connection
 from ..errors import BadLine, InputError
 from . import derive
 from .base import INGEST_MEMORY, Context, Format, ParseResult
 from .catalog import detect, get_format
-from .source import LineReader, clip_raw, compression_of, scan_file
 from .native import ingest_native
+from .source import LineReader, clip_raw, compression_of, scan_file
 from .wholefile import ingest_whole_file
 from .wrappers import WRAPPERS, Wrapper, as_block
 
@@ -176,9 +175,7 @@ def _ingest_file(writer: CaseWriter, base, path: Path, *, format, on_bad_line, t
         fs.status = "already ingested"
         fs.notes.append(f"same content as {prior['source_file']}, ingested {prior['ingested_at']:%Y-%m-%d %H:%M:%S} UTC; nothing added")
         return fs
-    con = base.cursor()  # a session of its own (temp tables, settings) in the run's database, at no cost
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # it would write into the `--json` ledger on standard output
+    con = ingest_session(base)
     mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
     ctx = Context(con=con, source_file=str(path), tz=tz, instance=instance, at=at, file_mtime=mtime,
                   options=dict(options))  # a copy: what a format learns of one file (its detected prefix) stays there
@@ -198,14 +195,13 @@ def _ingest_file(writer: CaseWriter, base, path: Path, *, format, on_bad_line, t
     staged: list[Staged] = []
     part = 0
     whole = None
-    if not wrappers and fs.compression is None:
+    fs.reader = "blocks"
+    if not wrappers and fs.compression is None:  # a plain file: the fastest reader that takes it
         whole = ingest_native(ctx, fmt, path, scan, writer, file_id, on_bad_line)
-        fs.reader = "native"
-        if whole is None and fmt.whole_file:
-            whole = ingest_whole_file(ctx, fmt, path, scan, writer, file_id, on_bad_line)
+        if whole is not None:
+            fs.reader = "native"
+        elif fmt.whole_file and (whole := ingest_whole_file(ctx, fmt, path, scan, writer, file_id, on_bad_line)):
             fs.reader = "duckdb"
-    if whole is None:
-        fs.reader = "blocks"
     if whole is not None:
         staged = whole["staged"]
         fs.rows = {t: n for t, n in whole["rows"].items() if n}
@@ -379,31 +375,12 @@ def _stage_table(writer: CaseWriter, file_id: str, table: str, data: pa.Table, s
         _write(path, data)
         staged.append(Staged(table, rel, data.num_rows))
         return part + 1
-    if not _sorted_by_ts(data):
-        data = data.sort_by([("ts", "ascending"), ("line_no", "ascending")])
-    # sorted by ts, so each date is one contiguous run of rows
-    days = pc.cast(data.column("ts"), pa.date32()).combine_chunks()
-    bounds = pc.run_end_encode(days)
-    start = 0
-    for end, day in zip(bounds.run_ends.to_pylist(), bounds.values.to_pylist(), strict=True):
-        sub = data.slice(start, end - start)
+    for day, sub in by_day(data):
         path, rel = writer.stage_path(file_id, table, day.isoformat(), part)
         _write(path, sub)
         staged.append(Staged(table, rel, sub.num_rows))
         part += 1
-        start = end
     return part
-
-
-def _sorted_by_ts(data: pa.Table) -> bool:
-    """True when rows are already in (ts, line_no) order (DuckDB sorted them), so no second sort is needed."""
-    n = data.num_rows
-    if n < 2:
-        return True
-    ts, ln = data.column("ts"), data.column("line_no")
-    a, b = ts.slice(0, n - 1), ts.slice(1)
-    ok = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), pc.less_equal(ln.slice(0, n - 1), ln.slice(1))))
-    return bool(pc.all(ok).as_py())
 
 
 def _write(path: Path, data: pa.Table) -> None:

@@ -71,12 +71,14 @@ def _why(message: str) -> str:
     return lines[0] if lines else message
 
 
-def in_view(con: duckdb.DuckDBPyConnection, lines: str, numbered: bool) -> None:
+def in_view(con: duckdb.DuckDBPyConnection, lines: str, numbered: bool, line_no: str | None = None) -> None:
     """`_in` (line_no, text, wrap_ts, wrap_host, wrap_program) over a file's lines; `numbered`: line_no by
-    `row_number()` (on one thread), else NULL, for a query numbered as it is written (`WholeRun.scratch`)."""
+    `row_number()` (on one thread), else NULL, for a query numbered as it is written (`WholeRun.scratch`);
+    `line_no`: lines that carry their numbers, in this column of `lines`."""
+    number = line_no or ("row_number() OVER ()" if numbered else "NULL::BIGINT")
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _in AS
-            SELECT {'row_number() OVER ()' if numbered else 'NULL::BIGINT'} AS line_no, coalesce(text, '') AS text,
+            SELECT {number} AS line_no, coalesce(text, '') AS text,
                    NULL::TIMESTAMPTZ AS wrap_ts, NULL::VARCHAR AS wrap_host, NULL::VARCHAR AS wrap_program
             FROM {lines}"""
     )

@@ -117,7 +117,8 @@ PG_QUERIES = {
 
 
 @pytest.mark.parametrize("name, kw", PG_STDERR)
-def test_postgres_stderr_whole_file_and_blocks_give_the_same_rows(tmp_path, fixtures, name, kw):
+def test_postgres_stderr_whole_file_and_blocks_give_the_same_rows(tmp_path, monkeypatch, fixtures, name, kw):
+    """The compiled parser, DuckDB's whole-file read and the block reader give the same rows and ledger."""
     src = fixtures / name
     plain = tmp_path / src.name
     shutil.copy(src, plain)
@@ -125,19 +126,25 @@ def test_postgres_stderr_whole_file_and_blocks_give_the_same_rows(tmp_path, fixt
     packed.write_bytes(gzip.compress(src.read_bytes()))
     a = ingest(tmp_path / "a", [plain], **kw).to_dict()["files"][0]
     b = ingest(tmp_path / "b", [packed], **kw).to_dict()["files"][0]
-    assert (a["reader"], b["reader"]) == ("duckdb", "blocks") and a["format"] == "postgres-stderr"
+    monkeypatch.setenv("WORKBENCH_NATIVE", "0")
+    c = ingest(tmp_path / "c", [plain], **kw).to_dict()["files"][0]
+    assert (a["reader"], b["reader"], c["reader"]) == ("native", "blocks", "duckdb")
+    assert a["format"] == "postgres-stderr"
     for key in ("lines", "rows", "used_lines", "rejects", "skipped", "balanced", "notes"):
-        assert a[key] == b[key], key
+        assert a[key] == b[key] == c[key], key
     assert a["balanced"] and a["rows_total"] + a["rejects"] > 0
     got = [{t: Case(c).connect().sql(q).fetchall() for t, q in PG_QUERIES.items()}
-           for c in (tmp_path / "a", tmp_path / "b")]
-    assert got[0] == got[1]
+           for c in (tmp_path / "a", tmp_path / "b", tmp_path / "c")]
+    assert got[0] == got[1] == got[2]
 
 
-def test_postgres_line_numbers_hold_across_a_parallel_read(tmp_path):
-    """48 MB of stderr log read whole, on both cores: every statement names the line it is on, records of several
-    lines (a lock wait with its DETAIL and STATEMENT) keep their first line's number, and junk and blank lines are
-    counted where they are."""
+@pytest.mark.parametrize("reader", ["native", "duckdb"])
+def test_postgres_line_numbers_hold_across_a_parallel_read(tmp_path, monkeypatch, reader):
+    """48 MB of stderr log read on both cores (by the compiled parser, in blocks, and by DuckDB): every statement
+    names the line it is on, records of several lines (a lock wait with its DETAIL and STATEMENT) keep their first
+    line's number, and junk and blank lines are counted where they are."""
+    if reader == "duckdb":
+        monkeypatch.setenv("WORKBENCH_NATIVE", "0")
     path = tmp_path / "postgresql.log"
     junk, blank, waits = set(), set(), set()
     n = 0
@@ -160,7 +167,7 @@ def test_postgres_line_numbers_hold_across_a_parallel_read(tmp_path):
             else:
                 fh.write(f"{ts}LOG:  duration: 1.{n % 1000:03d} ms  statement: SELECT {n} /* {'x' * (n % 200)} */\n")
     f = ingest(tmp_path / "case", [path]).to_dict()["files"][0]
-    assert f["reader"] == "duckdb" and f["balanced"] and f["lines"] == n
+    assert f["reader"] == reader and f["balanced"] and f["lines"] == n
     assert f["skipped"] == {"blank": len(blank)} and f["rejects"] == len(junk)
     con = Case(tmp_path / "case").connect()
     slow = con.sql("SELECT count(*), count(*) FILTER (WHERE split_part(statement, ' ', 2) <> line_no::VARCHAR) "

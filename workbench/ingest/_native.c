@@ -1,4 +1,5 @@
-/* Compiled line parser for nginx `combined` access logs (see native.py).
+/* Compiled line parsers for nginx `combined` access logs and the registry's logrus JSON (see native.py); the
+ * PostgreSQL stderr parser is in _pg.c, included below.
  *
  * One call parses a block of whole lines, with the GIL released, into column buffers: a line of the usual
  * shape becomes a canonical `requests` row here; any other line (a blank line aside) is handed back by number
@@ -962,7 +963,11 @@ static PyObject *registry_json(PyObject *self, PyObject *args) {
     return run_parser(args, registry_line);
 }
 
+#include "_pg.c"
+
 static PyMethodDef methods[] = {
+    {"postgres_stderr", postgres_stderr, METH_VARARGS, postgres_stderr_doc},
+    {"pg_last_head", pg_last_head, METH_VARARGS, pg_last_head_doc},
     {"registry_json", registry_json, METH_VARARGS, registry_json_doc},
     {"nginx_combined", nginx_combined, METH_VARARGS, nginx_combined_doc},
     {"scan", scan, METH_VARARGS, scan_doc},

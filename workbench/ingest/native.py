@@ -17,6 +17,7 @@ UTF-8 is left to the other readers, as DuckDB's reader would refuse it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import threading
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 
 from .. import schema
 from ..case import CaseWriter, Staged, by_day, fsync_file, ingest_session
-from .base import INGEST_MEMORY, Context, Format, sql_literal
+from .base import INGEST_MEMORY, Context, Format, SqlFormat, sql_literal
 from .derive import client_lookup
 from .source import FileScan
 from .wholefile import WholeRun, finish_sql_format, in_view
@@ -49,7 +50,8 @@ ROUTES = pa.array(["manifest", "blob_upload", "blob", "tags", "referrers", "base
 TS = schema.TABLES["requests"].field("ts").type
 #: columns with few distinct values, dictionary-encoded in Parquet (the others are mostly distinct: ids, paths)
 DICTIONARY = ["layer", "instance", "method", "repository", "route", "status", "user_agent", "client", "level", "kind",
-              "client_version", "upstream_status", "source_file", "error_code"]
+              "client_version", "upstream_status", "source_file", "error_code", "event", "lock_mode", "lock_type",
+              "relation", "fingerprint", "user_name", "database", "application", "sqlstate"]
 
 #: columns with min/max statistics, for the filters readers use (the others are mostly distinct and unfiltered)
 STATISTICS = ["ts", "line_no", "layer", "instance", "method", "repository", "route", "status", "duration_s", "kind",
@@ -57,7 +59,8 @@ STATISTICS = ["ts", "line_no", "layer", "instance", "method", "repository", "rou
 
 
 #: format -> (compiled parser's name, layer of its rows)
-COMPILED = {"nginx-combined": ("nginx_combined", "nginx"), "registry-json": ("registry_json", "registry")}
+COMPILED = {"nginx-combined": ("nginx_combined", "nginx"), "registry-json": ("registry_json", "registry"),
+            "postgres-stderr": ("postgres_stderr", "postgres")}
 
 
 def parser_for(fmt: Format):
@@ -86,6 +89,7 @@ def _str(cols: dict, name: str, n: int) -> pa.Array:
 class _Block:
     lines: int = 0
     rows: dict[str, int] = field(default_factory=dict)
+    used: int = 0  # lines in the compiled parser's rows
     slow: int = 0  # lines left to the SQL parse
     slow_lines: pa.Table | None = None  # (line_no, text) of those lines
     blank: int = 0
@@ -104,6 +108,22 @@ class _Run:
         self.lookup = (pa.array([], pa.string()),) * 3  # self.clients as (keys, families, versions)
         self.local = threading.local()  # each worker's own DuckDB cursor, for the events' SQL
         self.cursors: list = []
+
+    #: where a block may end (see _blocks): after any line
+    head = None
+
+    def ready(self, path: Path) -> bool:
+        """Whether this file is for the compiled parser (else a note says why)."""
+        return True
+
+    def cursor(self):
+        """This worker's own DuckDB cursor."""
+        con = getattr(self.local, "con", None)
+        if con is None:
+            con = self.local.con = ingest_session(self.ctx.con)
+            with self.lock:
+                self.cursors.append(con)
+        return con
 
     def next_part(self) -> int:
         with self.lock:
@@ -182,6 +202,7 @@ class _Run:
         if out.get("events"):
             tables["log_events"] = self.events(out)
         res.rows = {t: v.num_rows for t, v in tables.items()}
+        res.used = sum(res.rows.values())
         return res, tables
 
     def events(self, out: dict) -> pa.Table:
@@ -197,11 +218,7 @@ class _Run:
             "vars_name": _str(out, "ev_vars_name", k), "fields": pa.nulls(k, pa.string()),
             "text": _str(out, "ev_text", k), "line_no": _num(out, "ev_line_no", pa.int64(), k),
         })
-        con = getattr(self.local, "con", None)
-        if con is None:
-            con = self.local.con = ingest_session(self.ctx.con)
-            with self.lock:
-                self.cursors.append(con)
+        con = self.cursor()
         con.register("_ev", raw)
         try:
             return schema.conform("log_events", con.sql(self.fmt.events_select(self.ctx, "_ev", "TRUE")).to_arrow_table())
@@ -223,26 +240,120 @@ class _Run:
         return staged
 
 
-def _blocks(path: Path):
+class _PgRun(_Run):
+    """The compiled parse of a PostgreSQL stderr log: blocks end where a record starts, the C code assembles
+    and reads records (postgres_stderr), and each block's rows get the rest of their columns from the format's
+    own SQL (postgres.EVENT_SQL, lock_waits_sql, log_events_sql) on the worker's cursor, deadlocks expanded and
+    statements fingerprinted as in the block parse."""
+
+    def ready(self, path: Path) -> bool:
+        from .pg_time import ABBREVIATIONS, zone_offset
+
+        with open(path, "rb") as fh:  # the lines the SQL path detects the prefix from
+            head = [ln.decode("utf-8", "replace").rstrip("\n") for ln in itertools.islice(fh, 2000)]
+        self.prefix = self.fmt._prefix(self.ctx, lambda: head)
+        if _native.postgres_stderr(b"", 1, self.prefix, {}) is None:
+            self.ctx.note(f"not read by the compiled parser: log_line_prefix {self.prefix!r} has no %m or %t")
+            return False
+        # zones the C code turns into UTC itself: those with one offset (pg_time.zone_offset); a time in any
+        # other zone (read in --tz, or unknown) leaves its record to the SQL
+        self.zones = {z: off for z in ("", *ABBREVIATIONS)
+                      if isinstance(off := zone_offset(z, self.ctx.tz), int) or (off == "tz" and self.ctx.tz == "UTC")}
+        self.zones = {z: 0 if off == "tz" else off for z, off in self.zones.items()}
+        self.fingerprints: dict[tuple[str, str], str] = {}
+        return True
+
+    def head(self, block) -> int:
+        cut = _native.pg_last_head(block, self.prefix)
+        if cut <= 0:
+            raise _Abandon(f"no record starts in the {BLOCK_BYTES >> 20} MB after line-block start")
+        return cut
+
+    def rows(self, data, first_line: int) -> tuple[_Block, dict[str, pa.Table]]:
+        from .postgres import EVENT_SQL, NORM_SQL, expand_deadlock_rows, lock_waits_sql, log_events_sql
+
+        out = self.parse(data, first_line, self.prefix, self.zones)
+        res = _Block(lines=out["lines"], slow=out["slow"], blank=out["blank"], bad_utf8=out["bad_utf8"],
+                     used=out["used"])
+        if res.bad_utf8:
+            return res, {}
+        n = out["rows"]
+        wm = [_str(out, f"wm_{k}", n) for k in ("wpid", "verb", "mode", "obj", "ms")]
+        rec = pa.table({
+            "rec_line": _num(out, "rec_line", pa.int64(), n), "ts": _num(out, "ts", pa.int64(), n).cast(TS),
+            "wrap_ts": pa.nulls(n, TS), "wrap_host": pa.nulls(n, pa.string()),
+            "pid": _num(out, "pid", pa.int64(), n),
+            **{c: _str(out, c, n) for c in ("user_name", "database", "application", "sqlstate", "severity", "message",
+                                            "detail", "hint", "context", "statement")},
+            "wm": pa.StructArray.from_arrays(wm, names=["wpid", "verb", "mode", "obj", "ms"], mask=pc.is_null(wm[0])),
+            "dur_ms": _num(out, "dur_ms", pa.float64(), n), "dur_stmt": _str(out, "dur_stmt", n),
+            "_norm": _str(out, "_norm", n),
+        })
+        if res.slow:  # in line order, as the SQL's records need them
+            slow = pa.table({"line_no": _num(out, "slow_line_no", pa.int64(), res.slow),
+                             "text": _str(out, "slow_text", res.slow)})
+            res.slow_lines = slow.sort_by("line_no")
+        con = self.cursor()
+        con.register("_pgc", rec)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _cls AS SELECT *, {EVENT_SQL} AS event FROM _pgc")
+            waits = con.sql(lock_waits_sql(self.ctx, ", _norm")).to_arrow_table()
+            events = con.sql(log_events_sql(self.ctx)).to_arrow_table()
+            dl = pc.equal(waits.column("event"), "deadlock")
+            if pc.any(dl).as_py():  # a row per process, whose statements are normalised again
+                con.register("_dl", expand_deadlock_rows(waits.filter(dl)))
+                again = con.sql(f"SELECT * REPLACE ({NORM_SQL} AS _norm) FROM _dl").to_arrow_table()
+                con.unregister("_dl")
+                waits = pa.concat_tables([waits.filter(pc.invert(dl)), again])
+        finally:
+            con.unregister("_pgc")
+        waits = self.fingerprint(waits)
+        tables = {"db_lock_waits": schema.conform("db_lock_waits", waits),
+                  "log_events": schema.conform("log_events", events)}
+        res.rows = {t: v.num_rows for t, v in tables.items()}
+        return res, tables
+
+    def fingerprint(self, waits: pa.Table) -> pa.Table:
+        """`fingerprint` from `_norm`: pglast's fingerprint of the block's first statement of each normalised
+        text (postgres.fingerprint_lookup takes the least; the two differ only if pglast tells apart two
+        statements that differ in constants alone), each computed once per file."""
+        from .postgres import _fingerprint_one
+
+        codes = pc.dictionary_encode(waits.column("_norm")).combine_chunks()
+        idx = pc.fill_null(codes.indices, -1).to_numpy()
+        valid = idx >= 0
+        first = np.full(len(codes.dictionary), -1, np.int64)
+        seen, at = np.unique(idx[valid], return_index=True)
+        first[seen] = np.flatnonzero(valid)[at]
+        stmts = waits.column("statement").take(pa.array(first)).to_pylist()
+        fps = []
+        with self.lock:
+            for norm, stmt in zip(codes.dictionary.to_pylist(), stmts, strict=True):
+                if (norm, stmt) not in self.fingerprints:
+                    self.fingerprints[(norm, stmt)] = _fingerprint_one(stmt, norm)
+                fps.append(self.fingerprints[(norm, stmt)])
+        fp = pa.DictionaryArray.from_arrays(codes.indices, pa.array(fps, pa.string())).cast(pa.string())
+        return waits.drop_columns(["_norm", "fingerprint"]).append_column("fingerprint", fp)
+
+def _blocks(path: Path, head=None):
     """(whole lines as a memoryview, number of the first line) in file order; the last line may lack its
-    newline. Each read ends at its last newline (the rest is read again with the next block), so no block
-    is copied."""
-    first = 1
+    newline. Each read ends at its last newline, or (`head`) at the last line where `head(block)` says a new
+    record starts; the rest is read again with the next block, so no block is copied."""
+    first, pos = 1, 0
     with open(path, "rb") as fh:
         while chunk := fh.read(BLOCK_BYTES):
-            cut = chunk.rfind(b"\n") + 1
-            if 0 < cut < len(chunk):
-                fh.seek(cut - len(chunk), os.SEEK_CUR)
-            elif cut == 0 and len(chunk) == BLOCK_BYTES:  # a line longer than a block: read on until it ends
+            full = len(chunk) == BLOCK_BYTES
+            cut = chunk.rfind(b"\n") + 1 if full else len(chunk)
+            if full and cut == 0:  # a line longer than a block: read on until it ends
                 while (more := fh.read(BLOCK_BYTES)) and b"\n" not in more:
                     chunk += more
                 if more:
-                    end = more.index(b"\n") + 1
-                    fh.seek(end - len(more), os.SEEK_CUR)
-                    chunk += more[:end]
+                    chunk += more[:more.index(b"\n") + 1]
                 cut = len(chunk)
-            else:
-                cut = len(chunk)
+            if head is not None and full:
+                cut = head(memoryview(chunk)[:cut])
+            pos += cut
+            fh.seek(pos)
             block = memoryview(chunk)[:cut]
             yield block, first
             first += _native.scan(block)[0]
@@ -255,11 +366,13 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
     parse = parser_for(fmt)
     if parse is None or scan.has_cr or scan.has_nul:
         return None
-    run = _Run(ctx, fmt, parse, writer, file_id)
+    run = (_PgRun if fmt.name == "postgres-stderr" else _Run)(ctx, fmt, parse, writer, file_id)
+    if not run.ready(path):
+        return None
     work = writer.staging / file_id / "native"
     work.mkdir(parents=True, exist_ok=True)
     slow_files: list[Path] = []
-    totals = {"lines": 0, "used_lines": 0, "blank": 0, "rejects": 0}
+    totals = {"lines": 0, "used_lines": 0, "blank": 0, "rejects": 0, "slow": 0}
     rows = {t: 0 for t in fmt.tables}
     staged: list[Staged] = []
     pending: deque[Future] = deque()
@@ -275,13 +388,15 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
         for t, k in res.rows.items():
             rows[t] += k
         totals["blank"] += res.blank
+        totals["slow"] += res.slow
+        totals["used_lines"] += res.used
         if res.slow_file is not None:
             slow_files.append(res.slow_file)
 
     try:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="workbench-native") as pool:
             try:
-                for data, first in _blocks(path):
+                for data, first in _blocks(path, run.head):
                     pending.append(pool.submit(run.block, data, first, work))
                     while len(pending) >= WORKERS + 1 or (pending and pending[0].done()):
                         take(pending.popleft().result())
@@ -296,30 +411,32 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
             con.close()
         pa.default_memory_pool().release_unused()  # the blocks' buffers, before DuckDB's turn (peak RSS)
         if bad:
-            ctx.note(f"not read by the compiled parser: line {bad} is not valid UTF-8")
-            raise _Abandon
+            raise _Abandon(f"line {bad} is not valid UTF-8")
         if totals["lines"] != scan.lines:  # not seen: a safety net, every line must keep its number
             raise AssertionError(f"{ctx.source_file}: the compiled parser read {totals['lines']} lines of {scan.lines}")
         if slow_files:
-            counts = _parse_slow(ctx, fmt, writer, file_id, on_bad_line, work, slow_files, run.next_part())
+            counts = _parse_slow(ctx, fmt, writer, file_id, on_bad_line, work, slow_files, totals["slow"],
+                                  run.next_part())
             staged.extend(counts["staged"])
             for t, k in counts["rows"].items():
                 rows[t] += k
             totals["blank"] += counts["blank"]
             totals["rejects"] = counts["rejects"]
+            totals["used_lines"] += counts["used_lines"]
     except BaseException as exc:
         shutil.rmtree(writer.staging / file_id, ignore_errors=True)  # nothing else is staged for it yet
         if isinstance(exc, _Abandon):
+            ctx.note(f"not read by the compiled parser: {exc}")
             return None
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    totals["used_lines"] = sum(rows.values())
+    del totals["slow"]
     return {"staged": staged, "rows": rows, **totals}
 
 
 def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_bad_line: str, work: Path,
-                slow_files: list[Path], part: int) -> dict:
+                slow_files: list[Path], n_lines: int, part: int) -> dict:
     """The SQL parse of the lines the compiled parser left (files in line order), as one whole (see
     `wholefile`)."""
     con = ctx.con
@@ -328,10 +445,16 @@ def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_
     (work / "spill").mkdir(exist_ok=True)
     con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
     in_view(con, f"read_parquet([{', '.join(sql_literal(str(f)) for f in slow_files)}])", False, line_no="line_no")
-    run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
+    if isinstance(fmt, SqlFormat):
+        run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
+    else:  # a format that reads its lines itself (PostgreSQL stderr: records of several lines)
+        run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, "_in", n_lines, part=part, line_no="line_no")
     try:
-        run.scratch("_cls", fmt.classify(ctx), table=True)  # (a temp table spills; COPY to Parquet ran out of memory)
-        counts = finish_sql_format(fmt, ctx, run)
+        if isinstance(fmt, SqlFormat):
+            run.scratch("_cls", fmt.classify(ctx), table=True)  # (a temp table spills; COPY to Parquet ran out of memory)
+            counts = finish_sql_format(fmt, ctx, run)
+        else:
+            counts = fmt.parse_whole(ctx, run)
     finally:
         run.drop("_cls")
         con.execute(f"SET memory_limit = '{INGEST_MEMORY}'")  # the setting is the database's, not the cursor's

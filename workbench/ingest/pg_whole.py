@@ -1,7 +1,8 @@
 """A plain PostgreSQL stderr log read whole by DuckDB: the same rows as the block parse, with no Python per line
 and DuckDB's memory within its limit whatever the file's size (its temp tables spill to the case's staging).
 
-The lines come from `wholefile` (`run.lines`). Each step is a temp table that the next reads:
+The lines come from `wholefile` (`run.lines`), or, numbered (`run.line_no`), from the compiled parser (native.py):
+the lines of the records it left to this parse. Each step is a temp table that the next reads:
 
 1. `_pl`, every line once, on every core, numbered by the order in which it was written: its kind, the prefix's
    fields (without the prefix text itself) and the body (`StderrSql.lines`).
@@ -36,14 +37,18 @@ from .wholefile import WholeRun
 
 def parse_stderr_whole(ctx: Context, run: WholeRun, sql: StderrSql) -> dict:
     con = ctx.con
-    src = "(SELECT coalesce(text, '') AS text FROM " + run.lines + ")"
+    numbered = run.line_no is None
+    src = f"(SELECT {'' if numbered else run.line_no + ' AS line_no, '}coalesce(text, '') AS text FROM {run.lines})"
     fields = ", ".join(f"'{n}': m.{n}" for n in sql.names if n != "head")
-    n = run.scratch("_pl", f"""SELECT k, {{{fields}}} AS m, body, NULL::TIMESTAMPTZ AS wrap_ts, NULL::VARCHAR AS wrap_host
-                               FROM ({sql.lines(src)})""", numbered=True, table=True)
+    n = run.scratch("_pl", f"""SELECT {'' if numbered else 'line_no, '}k, {{{fields}}} AS m, body,
+                                      NULL::TIMESTAMPTZ AS wrap_ts, NULL::VARCHAR AS wrap_host
+                               FROM ({sql.lines(src)})""", numbered=numbered, table=True)
     if n != run.n_lines:
         raise AssertionError(f"{ctx.source_file}: {n} lines parsed of {run.n_lines}")
+    # lines that carry their numbers (the compiled parser's leftovers, few) are put in order by them
+    order = "" if numbered else "ORDER BY line_no "
     run.scratch("_pc", f"""SELECT * FROM (SELECT line_no, k, {StderrSql.RECORD_OF} FROM _pl
-                                          WINDOW w AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+                                          WINDOW w AS ({order}ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
                            WHERE k IN ('sec', 'cont')""", table=True)
     con.execute("CREATE OR REPLACE TEMP TABLE _multi AS SELECT DISTINCT rec_line FROM _pc WHERE rec_line IS NOT NULL")
     run.scratch("_ml", """SELECT line_no, k, m, wrap_ts, wrap_host, body, line_no AS rec_line, line_no AS part FROM _pl

@@ -133,6 +133,22 @@ _CONN_RE = (r"too many clients|remaining connection slots are reserved|password 
 _INT_LIST = "list_transform(list_filter(string_split(regexp_replace({}, '\\s', '', 'g'), ','), lambda x: x <> ''), lambda x: CAST(x AS BIGINT))"
 
 
+#: a classified record's event (NULL: a log event), from its severity, message, lock-wait parts `wm` and
+#: duration `dur_ms`; shared with the compiled parser's rows (native.py)
+EVENT_SQL = rf"""CASE
+                WHEN wm.verb IN ('still waiting for', 'detected deadlock while waiting for', 'avoided deadlock for')
+                    THEN 'waiting'
+                WHEN wm.verb = 'acquired' THEN 'acquired'
+                WHEN message = 'deadlock detected' THEN 'deadlock'
+                WHEN message = 'canceling statement due to lock timeout' THEN 'lock_timeout'
+                WHEN message = 'canceling statement due to statement timeout' THEN 'statement_timeout'
+                WHEN dur_ms IS NOT NULL THEN 'slow_statement'
+                WHEN severity IN ('FATAL', 'ERROR', 'PANIC') AND regexp_matches(message, '{_CONN_RE}')
+                    THEN 'connection_error'
+                WHEN severity IN ('ERROR', 'FATAL', 'PANIC') THEN 'error'
+            END"""
+
+
 def classify_sql(ctx: Context, records: str, zones: str = "_rec") -> str:
     """Records (`records`, a relation or subquery with _rec's columns) -> one row per record with its UTC time,
     event and the parts of a lock-wait or duration message. `zones` holds every record's `ts_text`.
@@ -158,24 +174,14 @@ def classify_sql(ctx: Context, records: str, zones: str = "_rec") -> str:
             FROM r)
         SELECT * EXCLUDE (dur_rest),
             CASE WHEN dur_rest IS NOT NULL THEN substr(dur_rest, strpos(dur_rest, ': ') + 2) END AS dur_stmt,
-            CASE
-                WHEN wm.verb IN ('still waiting for', 'detected deadlock while waiting for', 'avoided deadlock for')
-                    THEN 'waiting'
-                WHEN wm.verb = 'acquired' THEN 'acquired'
-                WHEN message = 'deadlock detected' THEN 'deadlock'
-                WHEN message = 'canceling statement due to lock timeout' THEN 'lock_timeout'
-                WHEN message = 'canceling statement due to statement timeout' THEN 'statement_timeout'
-                WHEN dur_ms IS NOT NULL THEN 'slow_statement'
-                WHEN severity IN ('FATAL', 'ERROR', 'PANIC') AND regexp_matches(message, '{_CONN_RE}')
-                    THEN 'connection_error'
-                WHEN severity IN ('ERROR', 'FATAL', 'PANIC') THEN 'error'
-            END AS event
+            {EVENT_SQL} AS event
         FROM w
         """
 
 
-def lock_waits_sql(ctx: Context) -> str:
-    """_cls -> db_lock_waits rows (a deadlock as one row, see `_expand_deadlocks`; no fingerprint yet)."""
+def lock_waits_sql(ctx: Context, extra: str = "") -> str:
+    """_cls -> db_lock_waits rows (a deadlock as one row, see `_expand_deadlocks`; no fingerprint yet), with the
+    `extra` columns of _cls after them (", _norm")."""
     holders = _INT_LIST.format(r"regexp_extract(detail, 'Process(?:es)? holding the lock: ([0-9, ]*)\.', 1)")
     waiters = _INT_LIST.format(r"regexp_extract(detail, 'Wait queue: ([0-9, ]*)\.', 1)")
     rel_name = r"""nullif(regexp_extract(context, 'in relation "([^"]+)"', 1), '')"""
@@ -208,7 +214,7 @@ def lock_waits_sql(ctx: Context) -> str:
                message,
                nullif(concat_ws(chr(10), detail, CASE WHEN context <> '' THEN 'CONTEXT: ' || context END,
                                 CASE WHEN hint <> '' THEN 'HINT: ' || hint END), '') AS detail,
-               {sql_literal(ctx.source_file)} AS source_file, rec_line AS line_no
+               {sql_literal(ctx.source_file)} AS source_file, rec_line AS line_no{extra}
         FROM _cls WHERE event IS NOT NULL AND ts IS NOT NULL
         """
 

@@ -139,6 +139,8 @@ class WholeRun:
     n_lines: int = 0
     staged: list[Staged] = field(default_factory=list)
     part: int = 0
+    #: the column of `lines` that holds each line's number, when they carry them (not every line of the file)
+    line_no: str | None = None
 
     def scratch(self, name: str, sql: str, numbered: bool = False, table: bool = False) -> int:
         """Write a SELECT once, to a scratch Parquet file or (`table`) a temp table, and make `name` a view over

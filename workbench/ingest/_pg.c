@@ -206,17 +206,12 @@ static long pm_from(PMatch *m, int i, size_t pos) {
     case P_TSNOFRAC:
         if (!ts_shape(s, pos, lim)) return -1;
         return pm_zone(m, i, pos, pos + 19);
-    case P_EPOCH: {
-        size_t a = run_of(s, pos, lim, is_digit_fn);
+    case P_EPOCH:   /* \d+\.\d+ */
+    case P_HEXDOT: { /* [0-9a-f]+\.[0-9a-f]+ */
+        int (*cls)(unsigned char) = d->kind == P_EPOCH ? is_digit_fn : is_hex_fn;
+        size_t a = run_of(s, pos, lim, cls);
         if (!a || pos + a >= lim || s[pos + a] != '.') return -1;
-        for (size_t b = run_of(s, pos + a + 1, lim, is_digit_fn); b >= 1; b--)
-            if ((r = pm_try(m, i, pos, pos + a + 1 + b)) >= 0) return r;
-        return -1;
-    }
-    case P_HEXDOT: {
-        size_t a = run_of(s, pos, lim, is_hex_fn);
-        if (!a || pos + a >= lim || s[pos + a] != '.') return -1;
-        for (size_t b = run_of(s, pos + a + 1, lim, is_hex_fn); b >= 1; b--)
+        for (size_t b = run_of(s, pos + a + 1, lim, cls); b >= 1; b--)
             if ((r = pm_try(m, i, pos, pos + a + 1 + b)) >= 0) return r;
         return -1;
     }
@@ -698,11 +693,22 @@ static PyObject *postgres_stderr(PyObject *self, PyObject *args) {
     if (rc) { pg_out_free(o); free(o); return PyErr_NoMemory(); }
     PyObject *d = PyDict_New();
     int err = !d;
-    for (int i = 0; i < H_NNUM && !err; i++)
+    /* each column's buffers are freed once copied, so the block's rows are in memory twice only one column at
+       a time */
+    for (int i = 0; i < H_NNUM && !err; i++) {
         err = set_item(d, PG_NUM_NAMES[i], Py_BuildValue("(NN)", as_bytes(&o->num[i].vals), as_bytes(&o->num[i].valid)));
-    for (int i = 0; i < G_NSTR && !err; i++)
+        free(o->num[i].vals.p);
+        free(o->num[i].valid.p);
+        o->num[i] = (NumCol){0};
+    }
+    for (int i = 0; i < G_NSTR && !err; i++) {
         err = set_item(d, PG_STR_NAMES[i], Py_BuildValue("(NNN)", as_bytes(&o->str[i].offs), as_bytes(&o->str[i].data),
                                                          as_bytes(&o->str[i].valid)));
+        free(o->str[i].data.p);
+        free(o->str[i].offs.p);
+        free(o->str[i].valid.p);
+        o->str[i] = (StrCol){0};
+    }
     const char *counts[] = {"rows", "used", "slow", "blank", "lines", "bad_utf8"};
     int64_t vals[] = {o->rows, o->used, o->slow, o->blank, o->lines, o->bad_utf8};
     for (int i = 0; i < 6 && !err; i++) err = set_item(d, counts[i], PyLong_FromLongLong(vals[i]));

@@ -44,6 +44,9 @@ except ImportError:  # not built: the DuckDB readers do the work
     _native = None
 
 BLOCK_BYTES = 16 << 20
+#: a PostgreSQL block's rows take more memory per byte of log (two tables, statements twice): smaller blocks keep
+#: the peak within 512 MiB
+PG_BLOCK_BYTES = 12 << 20
 SLOW_MEMORY = "160MB"  # DuckDB's memory for the SQL parse of the lines the compiled parser left
 WORKERS = 2
 ROUTES = pa.array(["manifest", "blob_upload", "blob", "tags", "referrers", "base", "catalog", "other"])
@@ -112,6 +115,9 @@ class _Run:
     #: where a block may end (see _blocks): after any line
     head = None
 
+    def block_bytes(self) -> int:
+        return BLOCK_BYTES
+
     def ready(self, path: Path) -> bool:
         """Whether this file is for the compiled parser (else a note says why)."""
         return True
@@ -155,6 +161,8 @@ class _Run:
             res.slow_file = work / f"slow-{first_line:012d}.parquet"
             pq.write_table(res.slow_lines, res.slow_file, compression="snappy")
             res.slow_lines = None
+        del tables
+        pa.default_memory_pool().release_unused()  # the block's Arrow memory, for the next one (peak RSS)
         return res
 
     def rows(self, data, first_line: int) -> tuple[_Block, dict[str, pa.Table]]:
@@ -263,10 +271,13 @@ class _PgRun(_Run):
         self.fingerprints: dict[tuple[str, str], str] = {}
         return True
 
+    def block_bytes(self) -> int:
+        return PG_BLOCK_BYTES
+
     def head(self, block) -> int:
         cut = _native.pg_last_head(block, self.prefix)
         if cut <= 0:
-            raise _Abandon(f"no record starts in the {BLOCK_BYTES >> 20} MB after line-block start")
+            raise _Abandon(f"no record starts in a block of {len(block):,} bytes (a record longer than a block)")
         return cut
 
     def rows(self, data, first_line: int) -> tuple[_Block, dict[str, pa.Table]]:
@@ -299,14 +310,18 @@ class _PgRun(_Run):
             con.execute(f"CREATE OR REPLACE TEMP VIEW _cls AS SELECT *, {EVENT_SQL} AS event FROM _pgc")
             waits = con.sql(lock_waits_sql(self.ctx, ", _norm")).to_arrow_table()
             events = con.sql(log_events_sql(self.ctx)).to_arrow_table()
-            dl = pc.equal(waits.column("event"), "deadlock")
-            if pc.any(dl).as_py():  # a row per process, whose statements are normalised again
-                con.register("_dl", expand_deadlock_rows(waits.filter(dl)))
+            dl = pc.equal(waits.column("event"), "deadlock").to_numpy(zero_copy_only=False)
+            if dl.any():  # a row per process, whose statements are normalised again; in (ts, line_no) order
+                con.register("_dl", expand_deadlock_rows(waits.filter(pa.array(dl))))
                 again = con.sql(f"SELECT * REPLACE ({NORM_SQL} AS _norm) FROM _dl").to_arrow_table()
                 con.unregister("_dl")
-                waits = pa.concat_tables([waits.filter(pc.invert(dl)), again])
+                both = pa.concat_tables([waits, again.cast(waits.schema)])
+                keep = np.concatenate([np.flatnonzero(~dl), waits.num_rows + np.arange(again.num_rows)])
+                ts = both.column("ts").cast(pa.int64()).to_numpy()[keep]
+                waits = both.take(keep[np.lexsort((both.column("line_no").to_numpy()[keep], ts))])
         finally:
             con.unregister("_pgc")
+        del rec, out  # the C parser's buffers, before the block is written
         waits = self.fingerprint(waits)
         tables = {"db_lock_waits": schema.conform("db_lock_waits", waits),
                   "log_events": schema.conform("log_events", events)}
@@ -335,17 +350,17 @@ class _PgRun(_Run):
         fp = pa.DictionaryArray.from_arrays(codes.indices, pa.array(fps, pa.string())).cast(pa.string())
         return waits.drop_columns(["_norm", "fingerprint"]).append_column("fingerprint", fp)
 
-def _blocks(path: Path, head=None):
+def _blocks(path: Path, head, size: int):
     """(whole lines as a memoryview, number of the first line) in file order; the last line may lack its
     newline. Each read ends at its last newline, or (`head`) at the last line where `head(block)` says a new
     record starts; the rest is read again with the next block, so no block is copied."""
     first, pos = 1, 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(BLOCK_BYTES):
-            full = len(chunk) == BLOCK_BYTES
+        while chunk := fh.read(size):
+            full = len(chunk) == size
             cut = chunk.rfind(b"\n") + 1 if full else len(chunk)
             if full and cut == 0:  # a line longer than a block: read on until it ends
-                while (more := fh.read(BLOCK_BYTES)) and b"\n" not in more:
+                while (more := fh.read(size)) and b"\n" not in more:
                     chunk += more
                 if more:
                     chunk += more[:more.index(b"\n") + 1]
@@ -396,7 +411,7 @@ def ingest_native(ctx: Context, fmt: Format, path: Path, scan: FileScan, writer:
     try:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="workbench-native") as pool:
             try:
-                for data, first in _blocks(path, run.head):
+                for data, first in _blocks(path, run.head, run.block_bytes()):
                     pending.append(pool.submit(run.block, data, first, work))
                     while len(pending) >= WORKERS + 1 or (pending and pending[0].done()):
                         take(pending.popleft().result())

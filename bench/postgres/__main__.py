@@ -6,7 +6,8 @@ tab-indented continuations, connection lines, checkpoints, autovacuum, lock wait
 deadlocks, lock and statement timeouts, too-many-clients and password failures. Then ingests it into a fresh case in
 a child process and prints MB/s, lines/s and the child's peak RSS, next to a plain DuckDB `read_csv` of the same file
 (one column per line, no parsing) in the same process as the floor, and the load average before and after (the
-machine is shared: say it with the figures).
+machine is shared: say it with the figures). `--sql-path` also times the ingest with the compiled parser off
+(DuckDB's SQL parse of the whole file), which must give the same counts.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,10 +122,10 @@ print(json.dumps({"seconds": el, "read_s": base, "rss_kib": ru.ru_maxrss, "cpu_s
 """
 
 
-def _child(code: str, *args: str) -> dict:
+def _child(code: str, *args: str, env: dict | None = None) -> dict:
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
-                         cwd=repo, timeout=1800)
+                         cwd=repo, timeout=1800, env={**os.environ, **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -132,6 +134,8 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "workbench-bench-postgres")
+    ap.add_argument("--sql-path", action="store_true",
+                    help="also time the workbench with its compiled parser off (WORKBENCH_NATIVE=0: DuckDB parses)")
     a = ap.parse_args()
     a.dir.mkdir(parents=True, exist_ok=True)
     log = a.dir / f"postgresql-{a.mb}mb-seed{a.seed}.log"
@@ -154,10 +158,18 @@ def main() -> None:
         "ratio_to_read_csv": round(ing["seconds"] / ing["read_s"], 1),
         "targets": {"mb_s>=50": mb / ing["seconds"] >= 50, "rss<=512MiB": ing["rss_kib"] / 1024 <= 512},
     }
-    print(json.dumps(result, indent=2))
-    import shutil
-
     shutil.rmtree(case, ignore_errors=True)
+    if a.sql_path:
+        case = Path(tempfile.mkdtemp(prefix="case-", dir=a.dir))
+        sql = _child(CHILD, str(case), str(log), env={"WORKBENCH_NATIVE": "0"})
+        shutil.rmtree(case, ignore_errors=True)
+        if (sql["rows"], sql["rejects"], sql["lines"]) != (ing["rows"], ing["rejects"], ing["lines"]):
+            raise SystemExit(f"the SQL path gave other counts: {sql}")
+        result["sql_path"] = {"reader": sql["reader"], "ingest_s": round(sql["seconds"], 2),
+                              "ingest_mb_s": round(mb / sql["seconds"], 1),
+                              "ingest_peak_rss_mib": round(sql["rss_kib"] / 1024),
+                              "ratio_native_to_sql": round(sql["seconds"] / ing["seconds"], 1)}
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

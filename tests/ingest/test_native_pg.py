@@ -24,6 +24,7 @@ PREFIXES = {
     "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ":
         lambda ts, pid, u, d, a: f"{ts} [{pid}]: [3-1] user={u or ''},db={d or ''},app={a or ''},client=10.0.0.9 ",
     "%m %u %d [%p] ": lambda ts, pid, u, d, a: f"{ts} {u or ''} {d or ''} [{pid}] ",
+    "%t:%r:%u@%d:[%p]:": lambda ts, pid, u, d, a: f"{ts}:10.0.0.9(5{pid % 999}):{u or ''}@{d or ''}:[{pid}]:",
 }
 ZONES = ["CET"] * 6 + ["CEST", "UTC", "+02", "-0530", "+05:30", "cet", "XYZ", "IST", ""]
 TABLES = ["blobs", "manifests", "tags", "repository_blobs"]
@@ -196,3 +197,12 @@ def test_a_record_longer_than_a_block_leaves_the_file_to_the_sql(tmp_path, monke
     s = ingest(tmp_path / "case", [log], format="postgres-stderr").to_dict()["files"][0]
     assert s["reader"] == "duckdb" and s["balanced"]
     assert any("a record longer than a block" in n for n in s["notes"]), s["notes"]
+
+
+def test_a_prefix_without_a_time_leaves_the_file_to_the_sql(tmp_path):
+    log = tmp_path / "postgresql.log"
+    log.write_text("".join(f"[{p}-1] user=u,db=d,app=a,client=h LOG:  duration: 1.5 ms  statement: SELECT {p}\n"
+                           for p in range(100, 200)))
+    s = ingest(tmp_path / "case", [log], format="postgres-stderr").to_dict()["files"][0]
+    assert s["reader"] == "duckdb" and s["rejects"] == 100  # no time: every record is a reject, with its reason
+    assert any("has no %m or %t" in n for n in s["notes"]), s["notes"]

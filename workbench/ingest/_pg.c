@@ -92,9 +92,14 @@ static int prefix_compile(Prefix *p, const char *s, size_t n) {
     return seen[CAP_TS];
 }
 
-static const char *const SEVS[] = {"DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "DEBUG", "INFO", "NOTICE",
-                                   "WARNING", "ERROR", "LOG", "FATAL", "PANIC", "DETAIL", "HINT", "QUERY",
-                                   "CONTEXT", "LOCATION", "STATEMENT"};
+#define SEV(x) {x, sizeof x - 1}
+static const struct {
+    const char *s;
+    size_t n;
+} SEVS[] = {SEV("DEBUG5"), SEV("DEBUG4"), SEV("DEBUG3"), SEV("DEBUG2"), SEV("DEBUG1"), SEV("DEBUG"), SEV("INFO"),
+            SEV("NOTICE"), SEV("WARNING"), SEV("ERROR"), SEV("LOG"), SEV("FATAL"), SEV("PANIC"), SEV("DETAIL"),
+            SEV("HINT"), SEV("QUERY"), SEV("CONTEXT"), SEV("LOCATION"), SEV("STATEMENT")};
+#undef SEV
 enum { SEV_FIRST_SECONDARY = 13, SEV_DETAIL = 13, SEV_HINT, SEV_QUERY, SEV_CONTEXT, SEV_LOCATION, SEV_STATEMENT,
        N_SEV };
 
@@ -119,9 +124,15 @@ static inline size_t next_char(const char *s, size_t i, size_t n) {
 static long pm_from(PMatch *m, int i, size_t pos);
 
 static long pm_sev(PMatch *m, size_t pos) {
+    if (pos >= m->lim) return -1;
+    switch (m->s[pos]) { /* the first letters of SEVS */
+    case 'D': case 'I': case 'N': case 'W': case 'E': case 'L': case 'F': case 'P': case 'H': case 'Q': case 'C':
+    case 'S': break;
+    default: return -1;
+    }
     for (int k = 0; k < N_SEV; k++) {
-        size_t l = strlen(SEVS[k]);
-        if (pos + l + 3 <= m->lim && memcmp(m->s + pos, SEVS[k], l) == 0 && memcmp(m->s + pos + l, ":  ", 3) == 0) {
+        size_t l = SEVS[k].n;
+        if (pos + l + 3 <= m->lim && memcmp(m->s + pos, SEVS[k].s, l) == 0 && memcmp(m->s + pos + l, ":  ", 3) == 0) {
             m->sev = k;
             return (long)(pos + l + 3);
         }
@@ -239,6 +250,14 @@ static long pm_from(PMatch *m, int i, size_t pos) {
             if (!is_upper_digit((unsigned char)s[pos + k])) return -1;
         return pm_try(m, i, pos, pos + 5);
     case P_ANY: /* .*? */
+        if (i + 1 < p->n && p->node[i + 1].kind == P_LIT) { /* only where the text after it starts */
+            const char c = p->node[i + 1].lit[0];
+            for (const char *e = memchr(s + pos, c, lim - pos); e; e = memchr(e + 1, c, (size_t)(s + lim - e - 1))) {
+                if ((r = pm_try(m, i, pos, (size_t)(e - s))) >= 0) return r;
+                if (e + 1 >= s + lim) break;
+            }
+            return -1;
+        }
         for (size_t e = pos;; e = next_char(s, e, lim)) {
             if ((r = pm_try(m, i, pos, e)) >= 0) return r;
             if (e >= lim || s[e] == '\n') return -1;
@@ -294,11 +313,36 @@ typedef struct {
 
 enum { PART_MESSAGE, PART_DETAIL, PART_HINT, PART_CONTEXT, PART_STATEMENT, PART_OTHER, N_PART };
 
+/* A part's text: the rest of its line in the block, copied into `own` only when continuation lines are joined on. */
+typedef struct {
+    const char *p;
+    size_t n;
+    Buf own;
+} Part;
+
+static int part_set(Part *t, const char *s, size_t n) {
+    t->p = s;
+    t->n = n;
+    t->own.n = 0;
+    return 0;
+}
+
+static int part_join(Part *t, const char *s, size_t n) {
+    if (t->p != t->own.p || !t->own.n) { /* still the block's text: copy it first */
+        t->own.n = 0;
+        if (put(&t->own, t->p, t->n)) return -1;
+    }
+    if (put(&t->own, "\n", 1) || put(&t->own, s, n)) return -1;
+    t->p = t->own.p;
+    t->n = t->own.n;
+    return 0;
+}
+
 typedef struct {
     int active, slow, sev, part, have[N_PART];
     int64_t line_no;
     PMatch head;
-    Buf text[N_PART];
+    Part text[N_PART];
     PLine *lines;
     size_t nlines, caplines;
 } PRec;
@@ -514,7 +558,7 @@ static int rec_finish(POut *o, PRec *r) {
     int has_pid = h->cap[CAP_PID] && h->capn[CAP_PID];
     if (ok && has_pid && (pid = parse_uint(h->cap[CAP_PID], h->capn[CAP_PID])) < 0) ok = 0;
     /* the message without ` at character N` at its end */
-    Buf *msg = &r->text[PART_MESSAGE];
+    const Part *msg = &r->text[PART_MESSAGE];
     size_t mn = msg->n;
     {
         size_t j = mn;
@@ -558,11 +602,10 @@ static int rec_finish(POut *o, PRec *r) {
         size_t cn = h->capn[CAPS[k]];
         if (str_add(&o->str[G_USER + k], c, cn, c && cn)) return -1;
     }
-    const char *sev = SEVS[r->sev];
-    if (str_add(&o->str[G_SEVERITY], sev, strlen(sev), 1) || str_add(&o->str[G_MESSAGE], m, mn, 1)) return -1;
+    if (str_add(&o->str[G_SEVERITY], SEVS[r->sev].s, SEVS[r->sev].n, 1) || str_add(&o->str[G_MESSAGE], m, mn, 1)) return -1;
     static const int PARTS[] = {PART_DETAIL, PART_HINT, PART_CONTEXT, PART_STATEMENT};
     for (int k = 0; k < 4; k++) {
-        const Buf *b = &r->text[PARTS[k]];
+        const Part *b = &r->text[PARTS[k]];
         if (str_add(&o->str[G_DETAIL + k], b->p ? b->p : "", b->n, r->have[PARTS[k]])) return -1;
     }
     for (int k = 0; k < 5; k++)
@@ -606,10 +649,10 @@ static int pg_block(POut *o, const Prefix *p, const char *buf, size_t n, int64_t
             r.line_no = line_no;
             r.head = m;
             r.nlines = 0;
-            for (int j = 0; j < N_PART; j++) { r.text[j].n = 0; r.have[j] = 0; }
+            for (int j = 0; j < N_PART; j++) { part_set(&r.text[j], "", 0); r.have[j] = 0; }
             r.part = PART_MESSAGE;
             r.have[PART_MESSAGE] = 1;
-            rc = rec_line_add(&r, q, len, line_no) || put(&r.text[PART_MESSAGE], q + body, len - body);
+            rc = rec_line_add(&r, q, len, line_no) || part_set(&r.text[PART_MESSAGE], q + body, len - body);
         } else if (k == K_SEC || k == K_CONT) {
             if (!r.active) rc = slow_line(o, q, len, line_no); /* no record before it: the SQL rejects it */
             else {
@@ -620,9 +663,9 @@ static int pg_block(POut *o, const Prefix *p, const char *buf, size_t n, int64_t
                     if (part != PART_OTHER && r.have[part]) r.slow = 1; /* two DETAILs: which one is the SQL's choice */
                     r.part = part;
                     r.have[part] = 1;
-                    if (!rc && part != PART_OTHER) rc = put(&r.text[part], q + body, len - body);
+                    if (!rc && part != PART_OTHER) rc = part_set(&r.text[part], q + body, len - body);
                 } else if (!rc && r.part != PART_OTHER) {
-                    rc = put(&r.text[r.part], "\n", 1) || put(&r.text[r.part], q + 1, len - 1);
+                    rc = part_join(&r.text[r.part], q + 1, len - 1);
                 }
             }
         } else if (k == K_BLANK) {
@@ -635,7 +678,7 @@ static int pg_block(POut *o, const Prefix *p, const char *buf, size_t n, int64_t
         q = nl ? nl + 1 : end;
     }
     if (!rc && !o->bad_utf8) rc = rec_finish(o, &r);
-    for (int j = 0; j < N_PART; j++) free(r.text[j].p);
+    for (int j = 0; j < N_PART; j++) free(r.text[j].own.p);
     free(r.lines);
     return rc;
 }

@@ -46,7 +46,7 @@ except ImportError:  # not built: the DuckDB readers do the work
 BLOCK_BYTES = 16 << 20
 #: a PostgreSQL block's rows take more memory per byte of log (two tables, statements twice): smaller blocks keep
 #: the peak within 512 MiB
-PG_BLOCK_BYTES = 12 << 20
+PG_BLOCK_BYTES = 10 << 20
 SLOW_MEMORY = "160MB"  # DuckDB's memory for the SQL parse of the lines the compiled parser left
 WORKERS = 2
 ROUTES = pa.array(["manifest", "blob_upload", "blob", "tags", "referrers", "base", "catalog", "other"])

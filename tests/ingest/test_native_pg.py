@@ -9,11 +9,14 @@ record), which it must leave to the SQL.
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.ingest import native
 from workbench.ingest.catalog import get_format
@@ -206,3 +209,48 @@ def test_a_prefix_without_a_time_leaves_the_file_to_the_sql(tmp_path):
     s = ingest(tmp_path / "case", [log], format="postgres-stderr").to_dict()["files"][0]
     assert s["reader"] == "duckdb" and s["rejects"] == 100  # no time: every record is a reject, with its reason
     assert any("has no %m or %t" in n for n in s["notes"]), s["notes"]
+
+
+_PIECES = st.sampled_from(["2026-11-28 10:00:00.123 CET ", "2026-11-28 10:00:00 CET ", "2026-11-28 10:00:00.5 +02 ",
+                           "2026-11-28 10:00:00.1234567 UTC ", "2026-13-28 10:00:00.000 CET ", "[12] ", "[x] ", "u@d ",
+                           "ü@d ", "@ ", "LOG:  ", "DETAIL:  ", "STATEMENT:  ", "HINT:  ", "CONTEXT:  ", "QUERY:  ",
+                           "ERROR:  ", "FATAL:  ", "log:  ", "LOG: ", "\t", " ", "duration: ", "1.5 ms  ",
+                           "statement: ", "SELECT 1", "'a''b'", "process 7 still waiting for ShareLock on x after 1 ms",
+                           " at character 5", "deadlock detected", "é"])
+
+
+_TS = st.sampled_from(["2026-11-28 10:00:00.123 CET", "2026-11-28 10:00:00.123 CET", "2026-11-28 10:00:00.1 +02", "2026-11-28 10:00:00.1234567 UTC",
+                       "2026-13-28 10:00:00.000 CET", "2026-11-28 10:00:00.000 XYZ", "2026-11-28 10:00:00.000",
+                       "2026-11-28 10:00:00.000+02"])
+_LINE = st.builds(lambda ts, pid, who, sev, rest: f"{ts} [{pid}] {who}{sev}{rest}", _TS,
+                  st.sampled_from(["7", "7", "99999999999999999999"]), st.sampled_from(["u@d ", "", "ü@d ", "@ ", "a b@c "]),
+                  st.sampled_from(["LOG:  ", "LOG:  ", "ERROR:  ", "FATAL:  ", "DETAIL:  ", "STATEMENT:  ", "CONTEXT:  ",
+                                   "HINT:  ", "QUERY:  ", "", "LOG: "]),
+                  st.lists(_PIECES, max_size=5).map("".join))
+_CONT = st.lists(_PIECES, max_size=4).map(lambda p: "\t" + "".join(p))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.one_of(_LINE, _LINE, _CONT, st.lists(_PIECES, max_size=6).map("".join)), min_size=1, max_size=30))
+def test_any_lines_give_what_the_sql_gives(tmp_path_factory, lines):
+    """Lines pieced together from prefixes, severities and messages (broken ones too): the compiled parser and
+    the SQL give the same ledger and rows, and the compiled parser's own counts add up."""
+    tmp = tmp_path_factory.mktemp("pg")
+    log = tmp / "postgresql.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = native._native.postgres_stderr(log.read_bytes(), 1, "%m [%p] %q%u@%d ", {"CET": 3600, "UTC": 0, "": 0})
+    assert out["used"] + out["slow"] + out["blank"] == out["lines"] == len(lines)
+    kw = {"options": {"pg_prefix": "%m [%p] %q%u@%d "}}
+    fast = ingest(tmp / "fast", [log], format="postgres-stderr", **kw).to_dict()
+    os.environ["WORKBENCH_NATIVE"] = "0"
+    try:
+        ref = ingest(tmp / "ref", [log], format="postgres-stderr", **kw).to_dict()
+    finally:
+        del os.environ["WORKBENCH_NATIVE"]
+    if fast["files"][0]["status"] == "error":  # nothing that looks like this format: both say so
+        assert ref["files"][0]["error"] == fast["files"][0]["error"]
+        return
+    assert fast["files"][0]["reader"] == "native"
+    assert _ledger(fast) == _ledger(ref)
+    for table in ("db_lock_waits", "log_events", "rejects"):
+        assert _read(tmp / "fast", table) == _read(tmp / "ref", table), table

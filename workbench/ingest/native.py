@@ -259,15 +259,19 @@ class _PgRun(_Run):
 
         with open(path, "rb") as fh:  # the lines the SQL path detects the prefix from
             head = [ln.decode("utf-8", "replace").rstrip("\n") for ln in itertools.islice(fh, 2000)]
-        self.prefix = self.fmt._prefix(self.ctx, lambda: head)
+        self.prefix = self.fmt.log_line_prefix(self.ctx, lambda: head)
         if _native.postgres_stderr(b"", 1, self.prefix, {}) is None:
             self.ctx.note(f"not read by the compiled parser: log_line_prefix {self.prefix!r} has no %m or %t")
             return False
         # zones the C code turns into UTC itself: those with one offset (pg_time.zone_offset); a time in any
         # other zone (read in --tz, or unknown) leaves its record to the SQL
-        self.zones = {z: off for z in ("", *ABBREVIATIONS)
-                      if isinstance(off := zone_offset(z, self.ctx.tz), int) or (off == "tz" and self.ctx.tz == "UTC")}
-        self.zones = {z: 0 if off == "tz" else off for z, off in self.zones.items()}
+        self.zones = {}
+        for z in ("", *ABBREVIATIONS):
+            off = zone_offset(z, self.ctx.tz)
+            if off == "tz" and self.ctx.tz == "UTC":  # read in --tz, which is UTC
+                off = 0
+            if isinstance(off, int):
+                self.zones[z] = off
         self.fingerprints: dict[tuple[str, str], str] = {}
         return True
 

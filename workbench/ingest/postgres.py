@@ -431,7 +431,7 @@ class PostgresStderr(Format):
 
     whole_file = True
 
-    def _prefix(self, ctx: Context, head: Callable[[], list[str]]) -> str:
+    def log_line_prefix(self, ctx: Context, head: Callable[[], list[str]]) -> str:
         """The log_line_prefix: given, or detected once from the first 2000 lines (`head` gives them)."""
         if "pg_prefix" in ctx.options:
             return ctx.options["pg_prefix"]
@@ -445,11 +445,11 @@ class PostgresStderr(Format):
         from .pg_whole import parse_stderr_whole
 
         head = lambda: [t for (t,) in ctx.con.sql("SELECT text FROM _in LIMIT 2000").fetchall()]  # noqa: E731
-        return parse_stderr_whole(ctx, run, StderrSql(self._prefix(ctx, head)))
+        return parse_stderr_whole(ctx, run, StderrSql(self.log_line_prefix(ctx, head)))
 
     def parse(self, ctx: Context, block: pa.Table, final: bool) -> ParseResult:
         con = ctx.con
-        sql = StderrSql(self._prefix(ctx, lambda: block.column("text").slice(0, 2000).to_pylist()))
+        sql = StderrSql(self.log_line_prefix(ctx, lambda: block.column("text").slice(0, 2000).to_pylist()))
         con.register("_in", _batches(block))
         try:
             con.execute(

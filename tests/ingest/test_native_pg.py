@@ -41,7 +41,7 @@ def _stmt(r: random.Random) -> str:
         f"SELECT m.id\n\t  FROM manifests m\n\t WHERE m.name = 'it''s v{r.randrange(9)}' AND m.x = 1.5",
         f"DELETE FROM {t} WHERE id IN ({', '.join(str(r.randrange(99)) for _ in range(r.randrange(1, 4)))})",
         "SELEC broken 'unterminated", "select t1.a2 from t1 where b = 3x and c = 0.5y and d=7.", "",
-        "SELECT 'ünï' || 'c''ode', 12.5e3",
+        "SELECT 'ünï' || 'c''ode', 12.5e3", "SELECT 'it''s", "SELECT '''' FROM t WHERE a = 'x'''' AND b = 'y",
     ])
 
 
@@ -216,7 +216,7 @@ _PIECES = st.sampled_from(["2026-11-28 10:00:00.123 CET ", "2026-11-28 10:00:00 
                            "ü@d ", "@ ", "LOG:  ", "DETAIL:  ", "STATEMENT:  ", "HINT:  ", "CONTEXT:  ", "QUERY:  ",
                            "ERROR:  ", "FATAL:  ", "log:  ", "LOG: ", "\t", " ", "duration: ", "1.5 ms  ",
                            "statement: ", "SELECT 1", "'a''b'", "process 7 still waiting for ShareLock on x after 1 ms",
-                           " at character 5", "deadlock detected", "é"])
+                           " at character 5", "deadlock detected", "é", "'x''", "''", "'", " 1.2.3 ", "t1 2x"])
 
 
 _TS = st.sampled_from(["2026-11-28 10:00:00.123 CET", "2026-11-28 10:00:00.123 CET", "2026-11-28 10:00:00.1 +02", "2026-11-28 10:00:00.1234567 UTC",

@@ -448,17 +448,24 @@ static int norm_sql(Buf *b, const char *s, size_t n) {
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (c == '\'') {
-            size_t j = i + 1;
-            int closed = 0;
-            while (j < n) {
-                if (s[j] != '\'') { j++; continue; }
-                if (j + 1 < n && s[j + 1] == '\'') { j += 2; continue; }
-                closed = 1;
-                break;
+            /* '(?:[^']|'')*' with a greedy star: the longest match whose inside has only pairs of quotes. Each run
+               of quotes after the opening one: an odd run closes it at its last quote; an even run is pairs (or
+               closes it at its last quote but one, if nothing closes it later). */
+            size_t j = i + 1, close = 0;
+            int found = 0;
+            for (;;) {
+                const char *q = memchr(s + j, '\'', n - j);
+                if (!q) break;
+                size_t r = (size_t)(q - s), k = 0;
+                while (r + k < n && s[r + k] == '\'') k++;
+                found = 1;
+                close = r + k - (k % 2 ? 1 : 2);
+                if (k % 2) break;
+                j = r + k;
             }
-            if (closed) {
+            if (found) {
                 if (put(b, "?", 1)) return -1;
-                i = j + 1;
+                i = close + 1;
                 continue;
             }
         } else if (is_digit(c) && (i == 0 || !is_word((unsigned char)s[i - 1]))) {

@@ -1,18 +1,19 @@
-"""Compiled ingest of the busiest request logs, nginx `combined` and CNCF distribution's logrus JSON: one pass
-over the file, on every core.
+"""Compiled ingest of the busiest logs, nginx `combined`, CNCF distribution's logrus JSON and PostgreSQL stderr:
+one pass over the file, on every core.
 
-A plain, unwrapped file is cut into blocks of whole lines. Each block is parsed by the C module `_native`
-(with the GIL released) into column buffers, which become Arrow arrays without a copy, and its rows are
-written to Parquet, split by day, by the same worker: parsing and writing use both cores, and memory stays
-bounded by the blocks in flight. The compiled parser takes only lines of the usual shape (for the registry,
-"response completed" lines). Every other line (events, errors, access lines, other layouts, broken lines) is
-kept with its number in a scratch file, and once the file is read they go through the format's own SQL parse
-as a whole (the registry's repeated error lines are found across the whole file), which decides whether each
-is a row, a blank or a reject.
+A plain, unwrapped file is cut into blocks of whole lines (for PostgreSQL, of whole records: a block ends where
+a record's head line starts). Each block is parsed by the C module `_native` (with the GIL released) into column
+buffers, which become Arrow arrays without a copy, and its rows are written to Parquet, split by day, by the
+same worker: parsing and writing use both cores, and memory stays bounded by the blocks in flight. The compiled
+parser takes only lines of the usual shape (for the registry, "response completed" lines and events; for
+PostgreSQL, records whose time, zone and duration it reads as the SQL does). Every other line (errors, access
+lines, other layouts, broken lines) is kept with its number in a scratch file, and once the file is read they
+go through the format's own SQL parse as a whole (the registry's repeated error lines are found across the
+whole file), which decides whether each is a row, a blank or a reject.
 
 Where the compiled parser and the SQL both read a line, they must give the same row: the test suite checks
-this on generated lines of every shape (tests/ingest/test_native.py). A file with a line that is not valid
-UTF-8 is left to the other readers, as DuckDB's reader would refuse it.
+this on generated lines of every shape (tests/ingest/test_native.py, test_native_pg.py). A file with a line
+that is not valid UTF-8 is left to the other readers, as DuckDB's reader would refuse it.
 """
 
 from __future__ import annotations
@@ -354,6 +355,7 @@ class _PgRun(_Run):
         fp = pa.DictionaryArray.from_arrays(codes.indices, pa.array(fps, pa.string())).cast(pa.string())
         return waits.drop_columns(["_norm", "fingerprint"]).append_column("fingerprint", fp)
 
+
 def _blocks(path: Path, head, size: int):
     """(whole lines as a memoryview, number of the first line) in file order; the last line may lack its
     newline. Each read ends at its last newline, or (`head`) at the last line where `head(block)` says a new
@@ -464,12 +466,13 @@ def _parse_slow(ctx: Context, fmt: Format, writer: CaseWriter, file_id: str, on_
     (work / "spill").mkdir(exist_ok=True)
     con.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
     in_view(con, f"read_parquet([{', '.join(sql_literal(str(f)) for f in slow_files)}])", False, line_no="line_no")
-    if isinstance(fmt, SqlFormat):
-        run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part)
-    else:  # a format that reads its lines itself (PostgreSQL stderr: records of several lines)
-        run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, "_in", n_lines, part=part, line_no="line_no")
+    # a format of one line per row classifies `_in`; another (PostgreSQL stderr: records of several lines) reads
+    # the numbered lines itself
+    by_line = isinstance(fmt, SqlFormat)
+    lines = {} if by_line else {"lines": "_in", "n_lines": n_lines, "line_no": "line_no"}
+    run = WholeRun(ctx, writer, file_id, work, on_bad_line, fmt.name, part=part, **lines)
     try:
-        if isinstance(fmt, SqlFormat):
+        if by_line:
             run.scratch("_cls", fmt.classify(ctx), table=True)  # (a temp table spills; COPY to Parquet ran out of memory)
             counts = finish_sql_format(fmt, ctx, run)
         else:

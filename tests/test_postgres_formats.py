@@ -49,6 +49,22 @@ def test_stderr_fixture(tmp_path, pg):
     assert kinds["database system is ready to accept connections"] == "startup"
 
 
+def test_connection_failures_get_their_sqlstate_without_e_in_the_prefix(tmp_path):
+    """A stderr prefix without %e: a connection failure's SQLSTATE comes from its message, as PostgreSQL's
+    errcodes give it (too many clients 53300, password 28P01, starting up 57P03, no database 3D000, role or
+    pg_hba 28000)."""
+    messages = {"sorry, too many clients already": "53300",
+                'password authentication failed for user "registry"': "28P01",
+                "the database system is starting up": "57P03", 'database "nope" does not exist': "3D000",
+                'role "x" does not exist': "28000",
+                'no pg_hba.conf entry for host "10.0.0.1", user "x", database "y", no encryption': "28000"}
+    log = tmp_path / "postgresql.log"
+    log.write_text("".join(f"2026-11-28 10:00:0{i}.000 CET [{100 + i}] x@y FATAL:  {m}\n" for i, m in enumerate(messages)))
+    f, con = _one(tmp_path, log)
+    got = dict(con.sql("SELECT message, sqlstate FROM db_lock_waits WHERE event = 'connection_error'").fetchall())
+    assert got == messages
+
+
 def test_pgbadger_prefix_and_numeric_offset(tmp_path, pg):
     """log_line_prefix '%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ' and log_timezone America/Sao_Paulo (-03)."""
     truth = json.loads((pg.parents[1] / "truth" / "postgres-saopaulo.json").read_text())

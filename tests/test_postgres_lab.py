@@ -114,7 +114,11 @@ def test_timeouts_slow_statements_and_connection_failures(lab_case):
         assert ev("statement_timeout")["pid"].to_list() == [truth["statement_timeout"]["pid"]]
         slow = ev("slow_statement").filter(pl.col("pid") == truth["slow"]["pid"]).row(0, named=True)
         assert 250 <= slow["wait_ms"] < 1000 and "slow catalog listing" in slow["statement"]
-        assert sorted(ev("connection_error")["sqlstate"].to_list()) == ["28P01", "53300", "53300"]
+        # the three the lab provoked; a client of the lab's own that connected while the server was starting
+        # gets 57P03 (cannot connect now), which is no part of the ground truth
+        conn = ev("connection_error")
+        assert sorted(s for s in conn["sqlstate"].to_list() if s != "57P03") == ["28P01", "53300", "53300"]
+        assert set(conn.filter(pl.col("sqlstate") == "57P03")["message"]) <= {"the database system is starting up"}
         # a blocked statement's `duration:` line reports its whole time, including the lock wait
         touch = next(x for x in truth["waiters"] if x["name"] == "manifest-touch")
         assert ev("slow_statement").filter(pl.col("pid") == touch["pid"])["wait_ms"][0] > 1000

@@ -107,7 +107,9 @@ def _record(r: random.Random, prefix: str, odd: bool) -> list[str]:
                           f"{p}ERROR:  relation \"nope\" does not exist at character {r.randrange(1, 99)}",
                           f"{p}ERROR:  syntax error at or near \"x\" at character 15",
                           f"{p}WARNING:  there is no transaction in progress",
-                          f"{p}PANIC:  could not write to file"])]
+                          f"{p}PANIC:  could not write to file", f"{p}FATAL:  the database system is starting up",
+                          f'{p}FATAL:  database "nope" does not exist', f'{p}FATAL:  role "x" does not exist',
+                          f'{p}FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "x", database "y", no encryption'])]
     if k < 0.85:
         return [r.choice([f"{p}LOG:  connection received: host=10.0.0.{r.randrange(1, 250)} port={r.randrange(1024, 65535)}",
                           f"{p}LOG:  connection authorized: user=registry database=registry application_name=x",

@@ -210,7 +210,13 @@ def lock_waits_sql(ctx: Context, extra: str = "") -> str:
                     WHEN event = 'deadlock' THEN '40P01' WHEN event = 'lock_timeout' THEN '55P03'
                     WHEN event = 'statement_timeout' THEN '57014'
                     WHEN contains(message, 'too many clients') OR contains(message, 'remaining connection slots') THEN '53300'
-                    WHEN contains(message, 'password authentication failed') THEN '28P01' END) AS sqlstate,
+                    WHEN contains(message, 'password authentication failed') THEN '28P01'
+                    WHEN event = 'connection_error' AND starts_with(message, 'the database system is ') THEN '57P03'
+                    WHEN event = 'connection_error' AND regexp_matches(message, '^database ".*" does not exist')
+                        THEN '3D000'
+                    WHEN event = 'connection_error' AND (starts_with(message, 'no pg_hba.conf entry')
+                                                         OR regexp_matches(message, '^role ".*" does not exist'))
+                        THEN '28000' END) AS sqlstate,
                message,
                nullif(concat_ws(chr(10), detail, CASE WHEN context <> '' THEN 'CONTEXT: ' || context END,
                                 CASE WHEN hint <> '' THEN 'HINT: ' || hint END), '') AS detail,

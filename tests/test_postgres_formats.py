@@ -59,10 +59,13 @@ def test_connection_failures_get_their_sqlstate_without_e_in_the_prefix(tmp_path
                 'role "x" does not exist': "28000",
                 'no pg_hba.conf entry for host "10.0.0.1", user "x", database "y", no encryption': "28000"}
     log = tmp_path / "postgresql.log"
-    log.write_text("".join(f"2026-11-28 10:00:0{i}.000 CET [{100 + i}] x@y FATAL:  {m}\n" for i, m in enumerate(messages)))
+    log.write_text("".join(f"2026-11-28 10:00:0{i}.000 CET [{100 + i}] x@y FATAL:  {m}\n" for i, m in enumerate(messages))
+                   + "2026-11-28 10:00:09.000 CET [9] x@y LOG:  duration: 1.5 ms  statement: SELECT 'too many clients'\n")
     f, con = _one(tmp_path, log)
     got = dict(con.sql("SELECT message, sqlstate FROM db_lock_waits WHERE event = 'connection_error'").fetchall())
     assert got == messages
+    # a statement that quotes the words is no connection failure
+    assert con.sql("SELECT sqlstate FROM db_lock_waits WHERE event = 'slow_statement'").fetchall() == [(None,)]
 
 
 def test_pgbadger_prefix_and_numeric_offset(tmp_path, pg):

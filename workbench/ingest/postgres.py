@@ -209,13 +209,12 @@ def lock_waits_sql(ctx: Context, extra: str = "") -> str:
                coalesce(nullif(nullif(sqlstate, ''), '00000'), CASE
                     WHEN event = 'deadlock' THEN '40P01' WHEN event = 'lock_timeout' THEN '55P03'
                     WHEN event = 'statement_timeout' THEN '57014'
+                    WHEN event <> 'connection_error' THEN NULL  -- (a statement may quote the words below)
                     WHEN contains(message, 'too many clients') OR contains(message, 'remaining connection slots') THEN '53300'
                     WHEN contains(message, 'password authentication failed') THEN '28P01'
-                    WHEN event = 'connection_error' AND starts_with(message, 'the database system is ') THEN '57P03'
-                    WHEN event = 'connection_error' AND regexp_matches(message, '^database ".*" does not exist')
-                        THEN '3D000'
-                    WHEN event = 'connection_error' AND (starts_with(message, 'no pg_hba.conf entry')
-                                                         OR regexp_matches(message, '^role ".*" does not exist'))
+                    WHEN starts_with(message, 'the database system is ') THEN '57P03'
+                    WHEN regexp_matches(message, '^database ".*" does not exist') THEN '3D000'
+                    WHEN starts_with(message, 'no pg_hba.conf entry') OR regexp_matches(message, '^role ".*" does not exist')
                         THEN '28000' END) AS sqlstate,
                message,
                nullif(concat_ws(chr(10), detail, CASE WHEN context <> '' THEN 'CONTEXT: ' || context END,

@@ -315,15 +315,12 @@ class _PgRun(_Run):
             con.execute(f"CREATE OR REPLACE TEMP VIEW _cls AS SELECT *, {EVENT_SQL} AS event FROM _pgc")
             waits = con.sql(lock_waits_sql(self.ctx, ", _norm")).to_arrow_table()
             events = con.sql(log_events_sql(self.ctx)).to_arrow_table()
-            dl = pc.equal(waits.column("event"), "deadlock").to_numpy(zero_copy_only=False)
-            if dl.any():  # a row per process, whose statements are normalised again; in (ts, line_no) order
-                con.register("_dl", expand_deadlock_rows(waits.filter(pa.array(dl))))
-                again = con.sql(f"SELECT * REPLACE ({NORM_SQL} AS _norm) FROM _dl").to_arrow_table()
+            at = np.flatnonzero(pc.equal(waits.column("event"), "deadlock").to_numpy(zero_copy_only=False))
+            if len(at):  # a row per process, whose statements are normalised again, in the deadlock row's place
+                con.register("_dl", expand_deadlock_rows(waits.take(pa.array(at))))
+                again = con.sql(f"SELECT * REPLACE ({NORM_SQL} AS _norm) FROM _dl").to_arrow_table().cast(waits.schema)
                 con.unregister("_dl")
-                both = pa.concat_tables([waits, again.cast(waits.schema)])
-                keep = np.concatenate([np.flatnonzero(~dl), waits.num_rows + np.arange(again.num_rows)])
-                ts = both.column("ts").cast(pa.int64()).to_numpy()[keep]
-                waits = both.take(keep[np.lexsort((both.column("line_no").to_numpy()[keep], ts))])
+                waits = _in_place(waits, at, again)
         finally:
             con.unregister("_pgc")
         del rec, out  # the C parser's buffers, before the block is written
@@ -354,6 +351,21 @@ class _PgRun(_Run):
                 fps.append(self.fingerprints[(norm, stmt)])
         fp = pa.DictionaryArray.from_arrays(codes.indices, pa.array(fps, pa.string())).cast(pa.string())
         return waits.drop_columns(["_norm", "fingerprint"]).append_column("fingerprint", fp)
+
+
+def _in_place(rows: pa.Table, at: np.ndarray, rows_of: pa.Table) -> pa.Table:
+    """`rows` with its rows `at` (ascending) each replaced by the rows of `rows_of` with its line_no, without
+    copying the others (a table of slices)."""
+    order = pc.sort_indices(rows_of, [("line_no", "ascending")])  # stable: a deadlock's rows keep their order
+    rows_of = rows_of.take(order)
+    lines_of = rows_of.column("line_no").to_numpy()
+    keys = rows.column("line_no").take(pa.array(at)).to_numpy()
+    starts, ends = np.searchsorted(lines_of, keys), np.searchsorted(lines_of, keys, side="right")
+    parts, prev = [], 0
+    for i, a, b in zip(at.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        parts += [rows.slice(prev, i - prev), rows_of.slice(a, b - a)]
+        prev = i + 1
+    return pa.concat_tables([*parts, rows.slice(prev)])
 
 
 def _blocks(path: Path, head, size: int):

@@ -100,8 +100,8 @@ static const struct {
             SEV("NOTICE"), SEV("WARNING"), SEV("ERROR"), SEV("LOG"), SEV("FATAL"), SEV("PANIC"), SEV("DETAIL"),
             SEV("HINT"), SEV("QUERY"), SEV("CONTEXT"), SEV("LOCATION"), SEV("STATEMENT")};
 #undef SEV
-enum { SEV_FIRST_SECONDARY = 13, SEV_DETAIL = 13, SEV_HINT, SEV_QUERY, SEV_CONTEXT, SEV_LOCATION, SEV_STATEMENT,
-       N_SEV };
+enum { SEV_ERROR = 9, SEV_FATAL = 11, SEV_PANIC = 12, SEV_FIRST_SECONDARY = 13, SEV_DETAIL = 13, SEV_HINT, SEV_QUERY,
+       SEV_CONTEXT, SEV_LOCATION, SEV_STATEMENT, N_SEV };
 
 typedef struct {
     const Prefix *p;
@@ -348,12 +348,12 @@ typedef struct {
 } PRec;
 
 enum { G_USER, G_DATABASE, G_APPLICATION, G_SQLSTATE, G_SEVERITY, G_MESSAGE, G_DETAIL, G_HINT, G_CONTEXT,
-       G_STATEMENT, G_WPID, G_VERB, G_MODE, G_OBJ, G_MS, G_DUR_STMT, G_NORM, G_SLOW_TEXT, G_NSTR };
+       G_STATEMENT, G_WPID, G_VERB, G_MODE, G_OBJ, G_MS, G_DUR_STMT, G_NORM, G_EVENT, G_SLOW_TEXT, G_NSTR };
 static const char *PG_STR_NAMES[G_NSTR] = {"user_name", "database", "application", "sqlstate", "severity", "message",
                                            "detail", "hint", "context", "statement", "wm_wpid", "wm_verb", "wm_mode",
-                                           "wm_obj", "wm_ms", "dur_stmt", "_norm", "slow_text"};
-enum { H_REC_LINE, H_TS, H_PID, H_DUR_MS, H_SLOW_LINE, H_NNUM };
-static const char *PG_NUM_NAMES[H_NNUM] = {"rec_line", "ts", "pid", "dur_ms", "slow_line_no"};
+                                           "wm_obj", "wm_ms", "dur_stmt", "_norm", "event", "slow_text"};
+enum { H_REC_LINE, H_TS, H_PID, H_DUR_MS, H_EVENT_SQL, H_SLOW_LINE, H_NNUM };
+static const char *PG_NUM_NAMES[H_NNUM] = {"rec_line", "ts", "pid", "dur_ms", "_event_sql", "slow_line_no"};
 
 typedef struct {
     StrCol str[G_NSTR];
@@ -599,9 +599,24 @@ static int rec_finish(POut *o, PRec *r) {
     Span w[5];
     int has_w = starts(m, mn, "process ");
     if (has_w) wait_parts(m, mn, w);
+    /* the event (postgres.EVENT_SQL), but for an error's: whether it is a connection failure is the SQL's regex */
+#define IS(p, n, lit) ((n) == sizeof lit - 1 && memcmp((p), lit, sizeof lit - 1) == 0)
+    const char *ev = NULL;
+    int8_t ev_sql = 0;
+    if (has_w && (IS(w[1].p, w[1].n, "still waiting for") || IS(w[1].p, w[1].n, "detected deadlock while waiting for") ||
+                  IS(w[1].p, w[1].n, "avoided deadlock for")))
+        ev = "waiting";
+    else if (has_w && IS(w[1].p, w[1].n, "acquired")) ev = "acquired";
+    else if (IS(m, mn, "deadlock detected")) ev = "deadlock";
+    else if (IS(m, mn, "canceling statement due to lock timeout")) ev = "lock_timeout";
+    else if (IS(m, mn, "canceling statement due to statement timeout")) ev = "statement_timeout";
+    else if (has_dur) ev = "slow_statement";
+    else if (r->sev == SEV_ERROR || r->sev == SEV_FATAL || r->sev == SEV_PANIC) ev_sql = 1;
+#undef IS
     double zero = 0;
     if (num_add(&o->num[H_REC_LINE], &r->line_no, 8, 1) || num_add(&o->num[H_TS], &ts, 8, 1) ||
-        num_add(&o->num[H_PID], &pid, 8, has_pid) || num_add(&o->num[H_DUR_MS], has_dur ? &dur : &zero, 8, has_dur))
+        num_add(&o->num[H_PID], &pid, 8, has_pid) || num_add(&o->num[H_DUR_MS], has_dur ? &dur : &zero, 8, has_dur) ||
+        num_add(&o->num[H_EVENT_SQL], &ev_sql, 1, 1) || str_add(&o->str[G_EVENT], ev, ev ? strlen(ev) : 0, ev != NULL))
         return -1;
     static const int CAPS[] = {CAP_USER, CAP_DB, CAP_APP, CAP_SQLSTATE};
     for (int k = 0; k < 4; k++) {

@@ -303,7 +303,8 @@ class _PgRun(_Run):
                                             "detail", "hint", "context", "statement")},
             "wm": pa.StructArray.from_arrays(wm, names=["wpid", "verb", "mode", "obj", "ms"], mask=pc.is_null(wm[0])),
             "dur_ms": _num(out, "dur_ms", pa.float64(), n), "dur_stmt": _str(out, "dur_stmt", n),
-            "_norm": _str(out, "_norm", n),
+            "_norm": _str(out, "_norm", n), "event": _str(out, "event", n),
+            "_event_sql": _num(out, "_event_sql", pa.int8(), n),
         })
         if res.slow:  # in line order, as the SQL's records need them
             slow = pa.table({"line_no": _num(out, "slow_line_no", pa.int64(), res.slow),
@@ -312,7 +313,11 @@ class _PgRun(_Run):
         con = self.cursor()
         con.register("_pgc", rec)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW _cls AS SELECT *, {EVENT_SQL} AS event FROM _pgc")
+            # the C code gives the event but for errors, which the SQL's regex tells connection failures from
+            con.execute(f"""CREATE OR REPLACE TEMP VIEW _cls AS
+                            SELECT * EXCLUDE (_event_sql) REPLACE (CASE WHEN _event_sql = 1 THEN {EVENT_SQL}
+                                                                        ELSE event END AS event)
+                            FROM _pgc""")
             waits = con.sql(lock_waits_sql(self.ctx, ", _norm")).to_arrow_table()
             events = con.sql(log_events_sql(self.ctx)).to_arrow_table()
             at = np.flatnonzero(pc.equal(waits.column("event"), "deadlock").to_numpy(zero_copy_only=False))

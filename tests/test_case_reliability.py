@@ -141,3 +141,14 @@ def test_case_path_with_quotes_and_semicolons(tmp_path, fixtures):
     con = Case(odd).connect()
     assert con.sql("SELECT count(*) FROM requests").fetchall()[0][0] == 5
     assert Case(odd).path.is_dir() and Case(odd).path.name == "case 'x'"
+
+
+def test_a_catalog_being_created_is_never_seen_half_made(tmp_path, inputs):
+    """A new case's case.duckdb appears only once its tables exist; what a killed creation left is removed."""
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / ".case.duckdb.4242.new").write_bytes(b"half a catalog")
+    (case / ".case.duckdb.4242.new.wal").write_bytes(b"")
+    assert _run(_cmd(case, inputs[:1])).returncode == 0
+    assert sorted(p.name for p in case.iterdir() if p.name.startswith(".case.duckdb")) == []
+    assert len(_per_file(case)) == 1

@@ -277,8 +277,13 @@ class CaseWriter:
         return self.case.path / ".staging"
 
     def recover(self) -> None:
-        """Remove what a killed ingest left: the staging folder and Parquet files not in the manifest."""
+        """Remove what a killed ingest left: the staging folder, a catalog it was creating, and Parquet files not
+        in the manifest."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        for half in self.case.path.glob(f".{DB_NAME}.*.new*"):
+            half.unlink()
+        if not self.case.db_path.exists():
+            self._create_catalog()
         con = _connect_file(self.case.db_path, read_only=False)
         try:
             con.execute(MANIFEST_DDL)
@@ -289,6 +294,20 @@ class CaseWriter:
             for p in self.case.parquet_dir.rglob("*.parquet"):
                 if str(p.relative_to(self.case.path)) not in known:
                     p.unlink()
+
+    def _create_catalog(self) -> None:
+        """A new case's catalog, created under another name and renamed into place once its tables exist: a
+        reader never finds a case.duckdb without them, even after a kill -9 in the middle."""
+        path = self.case.db_path
+        tmp = path.with_name(f".{DB_NAME}.{os.getpid()}.new")
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute(MANIFEST_DDL)
+        finally:
+            con.close()
+        fsync_file(tmp)
+        os.replace(tmp, path)
+        fsync_file(path.parent)
 
     def known_content(self, content_key: str) -> dict | None:
         if self._known is None:

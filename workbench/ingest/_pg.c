@@ -360,7 +360,7 @@ typedef struct {
     NumCol num[H_NNUM];
     Buf scratch;
     int64_t rows, slow, blank, lines, used, bad_utf8;
-    /* zones: "NAME=seconds" entries, upper-case names, from the caller */
+    /* the caller's zones: upper-case name, its length and its offset east of UTC in seconds */
     const char *zones[256];
     size_t zonen[256];
     int64_t zoneoff[256];

@@ -258,9 +258,11 @@ class _PgRun(_Run):
     def ready(self, path: Path) -> bool:
         from .pg_time import ABBREVIATIONS, zone_offset
 
-        with open(path, "rb") as fh:  # the lines the SQL path detects the prefix from
-            head = [ln.decode("utf-8", "replace").rstrip("\n") for ln in itertools.islice(fh, 2000)]
-        self.prefix = self.fmt.log_line_prefix(self.ctx, lambda: head)
+        def head() -> list[str]:  # the lines the SQL path detects the prefix from, read only when it is detected
+            with open(path, "rb") as fh:
+                return [ln.decode("utf-8", "replace").rstrip("\n") for ln in itertools.islice(fh, 2000)]
+
+        self.prefix = self.fmt.log_line_prefix(self.ctx, head)
         if _native.postgres_stderr(b"", 1, self.prefix, {}) is None:
             self.ctx.note(f"not read by the compiled parser: log_line_prefix {self.prefix!r} has no %m or %t")
             return False

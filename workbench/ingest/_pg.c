@@ -355,11 +355,31 @@ static const char *PG_STR_NAMES[G_NSTR] = {"user_name", "database", "application
 enum { H_REC_LINE, H_TS, H_PID, H_DUR_MS, H_EVENT_SQL, H_SLOW_LINE, H_NNUM };
 static const char *PG_NUM_NAMES[H_NNUM] = {"rec_line", "ts", "pid", "dur_ms", "_event_sql", "slow_line_no"};
 
+/* The db_lock_waits rows this code works out whole (postgres.lock_waits_sql, but fingerprint and source_file): the
+   records whose event it knows (all but errors), unless a value is one it would read differently from the SQL. */
+enum { WS_EVENT, WS_LOCK_MODE, WS_LOCK_TYPE, WS_LOCK_OBJECT, WS_RELATION, WS_STATEMENT, WS_USER, WS_DATABASE,
+       WS_APPLICATION, WS_SQLSTATE, WS_MESSAGE, WS_DETAIL, WS_NORM, WS_N };
+static const char *PG_WSTR_NAMES[WS_N] = {"w_event", "w_lock_mode", "w_lock_type", "w_lock_object", "w_relation",
+                                          "w_statement", "w_user_name", "w_database", "w_application", "w_sqlstate",
+                                          "w_message", "w_detail", "w_norm"};
+enum { WN_LINE_NO, WN_TS, WN_PID, WN_WAIT_MS, WN_N };
+static const char *PG_WNUM_NAMES[WN_N] = {"w_line_no", "w_ts", "w_pid", "w_wait_ms"};
+enum { WL_HOLDERS, WL_WAITERS, WL_N };
+static const char *PG_WLIST_NAMES[WL_N] = {"w_holders", "w_waiters"};
+
+/* a list<int64> column: int32 offsets (one more than rows), values and a validity byte per row */
+typedef struct {
+    Buf offs, vals, valid;
+} ListCol;
+
 typedef struct {
     StrCol str[G_NSTR];
     NumCol num[H_NNUM];
-    Buf scratch;
-    int64_t rows, slow, blank, lines, used, bad_utf8;
+    StrCol wstr[WS_N];
+    NumCol wnum[WN_N];
+    ListCol wlist[WL_N];
+    Buf scratch, scratch2;
+    int64_t rows, wrows, slow, blank, lines, used, bad_utf8;
     /* the caller's zones: upper-case name, its length and its offset east of UTC in seconds */
     const char *zones[256];
     size_t zonen[256];
@@ -555,6 +575,180 @@ static void wait_parts(const char *s, size_t n, Span g[5]) {
     g[4] = (Span){s + xs, xe - xs, 1};
 }
 
+/* ---- the db_lock_waits columns (postgres.lock_waits_sql) ------------------------------------------------- */
+
+static int list_init(ListCol *c) {
+    int32_t z = 0;
+    return put(&c->offs, &z, 4);
+}
+
+/* regexp_extract(s, '<lit>"([^"]+)"', 1) for lit ending in a quote: the leftmost match's group, or 0 */
+static int quoted_after(const char *s, size_t n, const char *lit, Span *out) {
+    size_t l = strlen(lit);
+    for (const char *q = s; q && (size_t)(s + n - q) >= l; q++) {
+        q = memmem(q, (size_t)(s + n - q), lit, l);
+        if (!q) break;
+        const char *a = q + l, *e = memchr(a, '"', (size_t)(s + n - a));
+        if (!e) break; /* no closing quote after any later start either */
+        if (e > a) { *out = (Span){a, (size_t)(e - a), 1}; return 1; }
+    }
+    return 0;
+}
+
+/* regexp_extract(s, '<lit>(\d+)', 1): the leftmost match's digits, or 0 */
+static int digits_after(const char *s, size_t n, const char *lit, Span *out) {
+    size_t l = strlen(lit);
+    for (const char *q = s; q && (size_t)(s + n - q) >= l; q++) {
+        q = memmem(q, (size_t)(s + n - q), lit, l);
+        if (!q) break;
+        const char *a = q + l, *e = a;
+        while (e < s + n && is_digit((unsigned char)*e)) e++;
+        if (e > a) { *out = (Span){a, (size_t)(e - a), 1}; return 1; }
+    }
+    return 0;
+}
+
+/* regexp_extract(detail, 'Process(?:es)? holding the lock: ([0-9, ]*)\.', 1) (holders) or 'Wait queue: ([0-9, ]*)\.'
+   (waiters): the leftmost match's group, '' when none */
+static Span pid_list_text(const char *s, size_t n, int holders) {
+    const char *lit = holders ? "Process" : "Wait queue: ";
+    size_t l = strlen(lit);
+    for (const char *q = s; q && (size_t)(s + n - q) >= l; q++) {
+        q = memmem(q, (size_t)(s + n - q), lit, l);
+        if (!q) break;
+        const char *a = q + l;
+        if (holders) {
+            size_t rest = (size_t)(s + n - a);
+            if (starts(a, rest, "es holding the lock: ")) a += 21;
+            else if (starts(a, rest, " holding the lock: ")) a += 19;
+            else continue;
+        }
+        const char *e = a;
+        while (e < s + n && (is_digit((unsigned char)*e) || *e == ',' || *e == ' ')) e++;
+        if (e < s + n && *e == '.') return (Span){a, (size_t)(e - a), 1};
+    }
+    return (Span){"", 0, 1};
+}
+
+/* _INT_LIST of that text: spaces dropped, split at commas, empty items dropped, each CAST to BIGINT. 0 when an item
+   has more than 18 digits (the SQL's CAST decides) */
+static int pid_list_ok(Span t) {
+    size_t digits = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        if (t.p[i] == ',') digits = 0;
+        else if (t.p[i] != ' ' && ++digits > 18) return 0;
+    }
+    return 1;
+}
+
+static int pid_list_add(ListCol *c, Span t, int valid) {
+    int64_t v = 0;
+    int have = 0;
+    uint8_t f = valid ? 1 : 0;
+    for (size_t i = 0; valid && i <= t.n; i++) {
+        if (i == t.n || t.p[i] == ',') {
+            if (have && put(&c->vals, &v, 8)) return -1;
+            v = 0;
+            have = 0;
+        } else if (t.p[i] != ' ') {
+            v = v * 10 + (t.p[i] - '0');
+            have = 1;
+        }
+    }
+    if (c->vals.n / 8 > INT32_MAX) return -1;
+    int32_t off = (int32_t)(c->vals.n / 8);
+    return put(&c->offs, &off, 4) || put(&c->valid, &f, 1) ? -1 : 0;
+}
+
+static int span_add(StrCol *c, Span v) { return str_add(c, v.p, v.n, v.valid); }
+static Span nonempty(const char *p, size_t n, int have) { return (Span){p, n, have && n && p}; }
+
+/* A record's db_lock_waits row, when this code reads every value as the SQL does: 1 (added), 0 (not: the SQL makes
+   it), -1 (out of memory). */
+static int wait_row(POut *o, const PRec *r, const char *ev, int64_t ts, int64_t pid, int has_pid, const char *m,
+                    size_t mn, int has_w, const Span *w, int has_dur, double dur, Span dstmt) {
+    const PMatch *h = &r->head;
+    /* pid: coalesce(TRY_CAST(nullif(wm.wpid, '') AS BIGINT), pid) */
+    if (has_w && w[0].n) {
+        if (w[0].n > 18) return 0;
+        pid = parse_uint(w[0].p, w[0].n);
+        has_pid = 1;
+    }
+    /* wait_ms: coalesce(TRY_CAST(nullif(wm.ms, '') AS DOUBLE), dur_ms) */
+    double wait = dur;
+    int has_wait = has_dur;
+    if (has_w && w[4].n) {
+        double x;
+        if (parse_decimal(w[4].p, w[4].n, &x)) { wait = x; has_wait = 1; }
+        else if (!(w[4].n == 1 && w[4].p[0] == '.')) return 0; /* other forms TRY_CAST may read: the SQL */
+    }
+    const Part *det = &r->text[PART_DETAIL], *ctx = &r->text[PART_CONTEXT], *hint = &r->text[PART_HINT];
+    int has_det = r->have[PART_DETAIL], has_ctx = r->have[PART_CONTEXT], has_hint = r->have[PART_HINT];
+    const char *dp = det->p ? det->p : "";
+    int lists = has_det && (!strcmp(ev, "waiting") || !strcmp(ev, "acquired"));
+    Span held = {0}, queue = {0};
+    int has_held = lists && find(dp, det->n, "holding the lock"), has_queue = lists && find(dp, det->n, "Wait queue:");
+    if (has_held && !pid_list_ok(held = pid_list_text(dp, det->n, 1))) return 0;
+    if (has_queue && !pid_list_ok(queue = pid_list_text(dp, det->n, 0))) return 0;
+    /* lock_type from the locked object */
+    Span obj = has_w ? w[3] : (Span){0}, type = {0}, rel = {0};
+    if (obj.valid && obj.n) {
+        if (starts(obj.p, obj.n, "transaction ")) type = (Span){"transactionid", 13, 1};
+        else if (starts(obj.p, obj.n, "virtual transaction ")) type = (Span){"virtualxid", 10, 1};
+        else if (starts(obj.p, obj.n, "extension of relation ")) type = (Span){"extend", 6, 1};
+        else if (starts(obj.p, obj.n, "advisory lock ")) type = (Span){"advisory", 8, 1};
+        else {
+            size_t k = 0;
+            while (k < obj.n && obj.p[k] >= 'a' && obj.p[k] <= 'z') k++;
+            type = (Span){obj.p, k, 1};
+        }
+    }
+    /* relation: the CONTEXT's relation name, else the object's oid */
+    if (!(has_ctx && quoted_after(ctx->p ? ctx->p : "", ctx->n, "in relation \"", &rel)) && obj.valid)
+        digits_after(obj.p, obj.n, "relation ", &rel);
+    /* sqlstate: the logged one but 00000, else the event's */
+    Span state = nonempty(h->cap[CAP_SQLSTATE], h->capn[CAP_SQLSTATE], 1);
+    if (state.valid && state.n == 5 && !memcmp(state.p, "00000", 5)) state.valid = 0;
+    if (!state.valid) {
+        if (!strcmp(ev, "deadlock")) state = (Span){"40P01", 5, 1};
+        else if (!strcmp(ev, "lock_timeout")) state = (Span){"55P03", 5, 1};
+        else if (!strcmp(ev, "statement_timeout")) state = (Span){"57014", 5, 1};
+    }
+    /* detail: DETAIL, CONTEXT: …, HINT: … on their lines (concat_ws), NULL when that is empty */
+    Buf *d = &o->scratch2;
+    d->n = 0;
+    int pieces = 0;
+    if (has_det) { if (put(d, dp, det->n)) return -1; pieces++; }
+    if (has_ctx && ctx->n) {
+        if ((pieces++ && put(d, "\n", 1)) || put(d, "CONTEXT: ", 9) || put(d, ctx->p, ctx->n)) return -1;
+    }
+    if (has_hint && hint->n) {
+        if ((pieces++ && put(d, "\n", 1)) || put(d, "HINT: ", 6) || put(d, hint->p, hint->n)) return -1;
+    }
+    /* statement: coalesce(nullif(dur_stmt, ''), statement), and its normalised text */
+    Span stmt = dstmt.valid && dstmt.n ? dstmt
+              : (Span){r->text[PART_STATEMENT].p ? r->text[PART_STATEMENT].p : "", r->text[PART_STATEMENT].n,
+                       r->have[PART_STATEMENT]};
+    if (stmt.valid && norm_sql(&o->scratch, stmt.p, stmt.n)) return -1;
+    static const int CAPS[] = {CAP_USER, CAP_DB, CAP_APP};
+    if (num_add(&o->wnum[WN_LINE_NO], &r->line_no, 8, 1) || num_add(&o->wnum[WN_TS], &ts, 8, 1) ||
+        num_add(&o->wnum[WN_PID], &pid, 8, has_pid) || num_add(&o->wnum[WN_WAIT_MS], &wait, 8, has_wait) ||
+        str_add(&o->wstr[WS_EVENT], ev, strlen(ev), 1) ||
+        span_add(&o->wstr[WS_LOCK_MODE], has_w ? nonempty(w[2].p, w[2].n, 1) : (Span){0}) ||
+        span_add(&o->wstr[WS_LOCK_TYPE], type) || span_add(&o->wstr[WS_LOCK_OBJECT], nonempty(obj.p, obj.n, obj.valid)) ||
+        span_add(&o->wstr[WS_RELATION], rel) || span_add(&o->wstr[WS_STATEMENT], stmt) ||
+        span_add(&o->wstr[WS_SQLSTATE], state) || str_add(&o->wstr[WS_MESSAGE], m, mn, 1) ||
+        str_add(&o->wstr[WS_DETAIL], d->p ? d->p : "", d->n, d->n > 0) ||
+        str_add(&o->wstr[WS_NORM], o->scratch.p ? o->scratch.p : "", stmt.valid ? o->scratch.n : 0, stmt.valid) ||
+        pid_list_add(&o->wlist[WL_HOLDERS], held, has_held) || pid_list_add(&o->wlist[WL_WAITERS], queue, has_queue))
+        return -1;
+    for (int k = 0; k < 3; k++)
+        if (span_add(&o->wstr[WS_USER + k], nonempty(h->cap[CAPS[k]], h->capn[CAPS[k]], 1))) return -1;
+    o->wrows++;
+    o->used += (int64_t)r->nlines;
+    return 1;
+}
+
 /* Finish the current record: a row, or (slow) its lines for the SQL. */
 static int rec_finish(POut *o, PRec *r) {
     if (!r->active) return 0;
@@ -613,6 +807,10 @@ static int rec_finish(POut *o, PRec *r) {
     else if (has_dur) ev = "slow_statement";
     else if (r->sev == SEV_ERROR || r->sev == SEV_FATAL || r->sev == SEV_PANIC) ev_sql = 1;
 #undef IS
+    if (ev) {
+        int k = wait_row(o, r, ev, ts, pid, has_pid, m, mn, has_w, w, has_dur, dur, dstmt);
+        if (k) return k < 0 ? -1 : 0;
+    }
     double zero = 0;
     if (num_add(&o->num[H_REC_LINE], &r->line_no, 8, 1) || num_add(&o->num[H_TS], &ts, 8, 1) ||
         num_add(&o->num[H_PID], &pid, 8, has_pid) || num_add(&o->num[H_DUR_MS], has_dur ? &dur : &zero, 8, has_dur) ||
@@ -708,7 +906,21 @@ static int pg_block(POut *o, const Prefix *p, const char *buf, size_t n, int64_t
 static void pg_out_free(POut *o) {
     for (int i = 0; i < G_NSTR; i++) { free(o->str[i].data.p); free(o->str[i].offs.p); free(o->str[i].valid.p); }
     for (int i = 0; i < H_NNUM; i++) { free(o->num[i].vals.p); free(o->num[i].valid.p); }
+    for (int i = 0; i < WS_N; i++) { free(o->wstr[i].data.p); free(o->wstr[i].offs.p); free(o->wstr[i].valid.p); }
+    for (int i = 0; i < WN_N; i++) { free(o->wnum[i].vals.p); free(o->wnum[i].valid.p); }
+    for (int i = 0; i < WL_N; i++) { free(o->wlist[i].offs.p); free(o->wlist[i].vals.p); free(o->wlist[i].valid.p); }
     free(o->scratch.p);
+    free(o->scratch2.p);
+}
+
+/* d[name] = a tuple of the buffers' bytes (two or three), each buffer freed once copied */
+static int hand_over(PyObject *d, const char *name, Buf *a, Buf *b, Buf *c) {
+    PyObject *t = c ? Py_BuildValue("(NNN)", as_bytes(a), as_bytes(b), as_bytes(c))
+                    : Py_BuildValue("(NN)", as_bytes(a), as_bytes(b));
+    Buf *bufs[] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+        if (bufs[i]) { free(bufs[i]->p); *bufs[i] = (Buf){0}; }
+    return set_item(d, name, t);
 }
 
 PyDoc_STRVAR(postgres_stderr_doc,
@@ -717,7 +929,9 @@ PyDoc_STRVAR(postgres_stderr_doc,
              "starting at a record's head line (see pg_last_head). zones maps upper-case zone abbreviations to\n"
              "seconds east of UTC ('' for a time with no zone). Returns the records of the usual shape as column\n"
              "buffers (as nginx_combined does), the other lines as slow_line_no / slow_text, and the counts rows,\n"
-             "used (lines in those rows), slow, blank, lines and bad_utf8; None when the prefix is not one for\n"
+             "used (lines in those rows), slow, blank, lines and bad_utf8. Of those records, the ones whose\n"
+             "db_lock_waits row it works out whole are not among the records but w_rows rows of w_* columns\n"
+             "(w_holders and w_waiters as list offsets, values and validity); None when the prefix is not one for\n"
              "this parser (no %m or %t, or two %q).");
 
 static PyObject *postgres_stderr(PyObject *self, PyObject *args) {
@@ -748,6 +962,8 @@ static PyObject *postgres_stderr(PyObject *self, PyObject *args) {
     }
     int rc = 0;
     for (int i = 0; i < G_NSTR && !rc; i++) rc = str_init(&o->str[i]);
+    for (int i = 0; i < WS_N && !rc; i++) rc = str_init(&o->wstr[i]);
+    for (int i = 0; i < WL_N && !rc; i++) rc = list_init(&o->wlist[i]);
     if (!rc) {
         Py_BEGIN_ALLOW_THREADS
         rc = pg_block(o, p, (const char *)view.buf, (size_t)view.len, first_line);
@@ -760,23 +976,17 @@ static PyObject *postgres_stderr(PyObject *self, PyObject *args) {
     int err = !d;
     /* each column's buffers are freed once copied, so the block's rows are in memory twice only one column at
        a time */
-    for (int i = 0; i < H_NNUM && !err; i++) {
-        err = set_item(d, PG_NUM_NAMES[i], Py_BuildValue("(NN)", as_bytes(&o->num[i].vals), as_bytes(&o->num[i].valid)));
-        free(o->num[i].vals.p);
-        free(o->num[i].valid.p);
-        o->num[i] = (NumCol){0};
-    }
-    for (int i = 0; i < G_NSTR && !err; i++) {
-        err = set_item(d, PG_STR_NAMES[i], Py_BuildValue("(NNN)", as_bytes(&o->str[i].offs), as_bytes(&o->str[i].data),
-                                                         as_bytes(&o->str[i].valid)));
-        free(o->str[i].data.p);
-        free(o->str[i].offs.p);
-        free(o->str[i].valid.p);
-        o->str[i] = (StrCol){0};
-    }
-    const char *counts[] = {"rows", "used", "slow", "blank", "lines", "bad_utf8"};
-    int64_t vals[] = {o->rows, o->used, o->slow, o->blank, o->lines, o->bad_utf8};
-    for (int i = 0; i < 6 && !err; i++) err = set_item(d, counts[i], PyLong_FromLongLong(vals[i]));
+    for (int i = 0; i < H_NNUM && !err; i++) err = hand_over(d, PG_NUM_NAMES[i], &o->num[i].vals, &o->num[i].valid, NULL);
+    for (int i = 0; i < G_NSTR && !err; i++)
+        err = hand_over(d, PG_STR_NAMES[i], &o->str[i].offs, &o->str[i].data, &o->str[i].valid);
+    for (int i = 0; i < WN_N && !err; i++) err = hand_over(d, PG_WNUM_NAMES[i], &o->wnum[i].vals, &o->wnum[i].valid, NULL);
+    for (int i = 0; i < WS_N && !err; i++)
+        err = hand_over(d, PG_WSTR_NAMES[i], &o->wstr[i].offs, &o->wstr[i].data, &o->wstr[i].valid);
+    for (int i = 0; i < WL_N && !err; i++)
+        err = hand_over(d, PG_WLIST_NAMES[i], &o->wlist[i].offs, &o->wlist[i].vals, &o->wlist[i].valid);
+    const char *counts[] = {"rows", "w_rows", "used", "slow", "blank", "lines", "bad_utf8"};
+    int64_t vals[] = {o->rows, o->wrows, o->used, o->slow, o->blank, o->lines, o->bad_utf8};
+    for (int i = 0; i < 7 && !err; i++) err = set_item(d, counts[i], PyLong_FromLongLong(vals[i]));
     pg_out_free(o);
     free(o);
     if (err) { Py_XDECREF(d); return NULL; }

@@ -251,9 +251,10 @@ class _Run:
 
 class _PgRun(_Run):
     """The compiled parse of a PostgreSQL stderr log: blocks end where a record starts, the C code assembles
-    and reads records (postgres_stderr), and each block's rows get the rest of their columns from the format's
-    own SQL (postgres.EVENT_SQL, lock_waits_sql, log_events_sql) on the worker's cursor, deadlocks expanded and
-    statements fingerprinted as in the block parse."""
+    and reads records (postgres_stderr) and gives the db_lock_waits rows of those whose event it knows (all but
+    errors) whole. The other records' rows come from the format's own SQL (postgres.EVENT_SQL, lock_waits_sql,
+    log_events_sql) on the worker's cursor; deadlocks are expanded and statements fingerprinted as in the block
+    parse."""
 
     def ready(self, path: Path) -> bool:
         from .pg_time import ABBREVIATIONS, zone_offset
@@ -295,6 +296,12 @@ class _PgRun(_Run):
                      used=out["used"])
         if res.bad_utf8:
             return res, {}
+        if res.slow:  # in line order, as the SQL's records need them
+            slow = pa.table({"line_no": _num(out, "slow_line_no", pa.int64(), res.slow),
+                             "text": _str(out, "slow_text", res.slow)})
+            res.slow_lines = slow.sort_by("line_no")
+        # the lock-wait rows the C code worked out whole, and the other records, whose rows the SQL makes
+        parts = [_pg_waits(out, self.ctx.source_file)]
         n = out["rows"]
         wm = [_str(out, f"wm_{k}", n) for k in ("wpid", "verb", "mode", "obj", "ms")]
         rec = pa.table({
@@ -308,10 +315,7 @@ class _PgRun(_Run):
             "_norm": _str(out, "_norm", n), "event": _str(out, "event", n),
             "_event_sql": _num(out, "_event_sql", pa.int8(), n),
         })
-        if res.slow:  # in line order, as the SQL's records need them
-            slow = pa.table({"line_no": _num(out, "slow_line_no", pa.int64(), res.slow),
-                             "text": _str(out, "slow_text", res.slow)})
-            res.slow_lines = slow.sort_by("line_no")
+        del out  # the C parser's buffers
         con = self.cursor()
         con.register("_pgc", rec)
         try:
@@ -320,17 +324,22 @@ class _PgRun(_Run):
                             SELECT * EXCLUDE (_event_sql) REPLACE (CASE WHEN _event_sql = 1 THEN {EVENT_SQL}
                                                                         ELSE event END AS event)
                             FROM _pgc""")
-            waits = con.sql(lock_waits_sql(self.ctx, ", _norm")).to_arrow_table()
+            if pc.sum(rec.column("_event_sql")).as_py() or rec.column("event").null_count < n:
+                parts.append(con.sql(lock_waits_sql(self.ctx, ", _norm")).to_arrow_table().cast(PG_WAITS))
             events = con.sql(log_events_sql(self.ctx)).to_arrow_table()
-            at = np.flatnonzero(pc.equal(waits.column("event"), "deadlock").to_numpy(zero_copy_only=False))
-            if len(at):  # a row per process, whose statements are normalised again, in the deadlock row's place
-                con.register("_dl", expand_deadlock_rows(waits.take(pa.array(at))))
-                again = con.sql(f"SELECT * REPLACE ({NORM_SQL} AS _norm) FROM _dl").to_arrow_table().cast(waits.schema)
+            waits = pa.concat_tables(parts)
+            dead = pc.fill_null(pc.equal(waits.column("event"), "deadlock"), False)
+            if pc.any(dead).as_py():  # a row per process, whose statements are normalised again
+                con.register("_dl", expand_deadlock_rows(waits.filter(dead)))
+                again = con.sql(f"SELECT * REPLACE ({NORM_SQL} AS _norm) FROM _dl").to_arrow_table().cast(PG_WAITS)
                 con.unregister("_dl")
-                waits = _in_place(waits, at, again)
+                waits = pa.concat_tables([waits.filter(pc.invert(dead)), again])
+            if waits.column("line_no").num_chunks > 1:  # in line order (a stable sort keeps a deadlock's rows in
+                # theirs), and in one piece, which writes faster than many
+                waits = waits.take(pc.sort_indices(waits, [("line_no", "ascending")]))
         finally:
             con.unregister("_pgc")
-        del rec, out  # the C parser's buffers, before the block is written
+        del rec, parts
         waits = self.fingerprint(waits)
         tables = {"db_lock_waits": schema.conform("db_lock_waits", waits),
                   "log_events": schema.conform("log_events", events)}
@@ -360,19 +369,37 @@ class _PgRun(_Run):
         return waits.drop_columns(["_norm", "fingerprint"]).append_column("fingerprint", fp)
 
 
-def _in_place(rows: pa.Table, at: np.ndarray, rows_of: pa.Table) -> pa.Table:
-    """`rows` with its rows `at` (ascending) each replaced by the rows of `rows_of` with its line_no, without
-    copying the others (a table of slices)."""
-    order = pc.sort_indices(rows_of, [("line_no", "ascending")])  # stable: a deadlock's rows keep their order
-    rows_of = rows_of.take(order)
-    lines_of = rows_of.column("line_no").to_numpy()
-    keys = rows.column("line_no").take(pa.array(at)).to_numpy()
-    starts, ends = np.searchsorted(lines_of, keys), np.searchsorted(lines_of, keys, side="right")
-    parts, prev = [], 0
-    for i, a, b in zip(at.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        parts += [rows.slice(prev, i - prev), rows_of.slice(a, b - a)]
-        prev = i + 1
-    return pa.concat_tables([*parts, rows.slice(prev)])
+#: db_lock_waits rows before their fingerprint, with the normalised statement it is looked up by
+PG_WAITS = pa.schema([*schema.TABLES["db_lock_waits"], pa.field("_norm", pa.string())])
+
+
+def _pg_waits(out: dict, source_file: str) -> pa.Table:
+    """The db_lock_waits rows the compiled parser worked out whole (its w_* columns), as PG_WAITS."""
+    k = out["w_rows"]
+
+    def pids(name: str) -> pa.Array:
+        offsets, vals, valid = out[name]
+        values = pa.Array.from_buffers(pa.int64(), len(vals) // 8, [None, pa.py_buffer(vals)])
+        return pa.Array.from_buffers(pa.list_(pa.int64()), k, [_validity(valid), pa.py_buffer(offsets)],
+                                     children=[values])
+
+    cols = {}
+    for f in PG_WAITS:
+        name = "w_" + f.name.lstrip("_")
+        if f.name in ("ts", "pid", "line_no"):
+            cols[f.name] = _num(out, name, pa.int64(), k)
+        elif f.name == "wait_ms":
+            cols[f.name] = _num(out, name, pa.float64(), k)
+        elif f.name in ("holders", "waiters"):
+            cols[f.name] = pids(name)
+        elif f.name == "fingerprint":
+            cols[f.name] = pa.nulls(k, pa.string())
+        elif f.name == "source_file":
+            cols[f.name] = pa.repeat(pa.scalar(source_file), k)
+        else:
+            cols[f.name] = _str(out, name, k)
+    cols["ts"] = cols["ts"].cast(TS)
+    return pa.table(cols).cast(PG_WAITS)
 
 
 def _blocks(path: Path, head, size: int):

@@ -181,7 +181,10 @@ def classify_sql(ctx: Context, records: str, zones: str = "_rec") -> str:
 
 def lock_waits_sql(ctx: Context, extra: str = "") -> str:
     """_cls -> db_lock_waits rows (a deadlock as one row, see `_expand_deadlocks`; no fingerprint yet), with the
-    `extra` columns of _cls after them (", _norm")."""
+    `extra` columns of _cls after them (", _norm").
+
+    The compiled parser works out the same row for the records whose event it knows (_pg.c, wait_row): a change
+    here must be made there too, and tests/ingest/test_native_pg.py compares the two."""
     holders = _INT_LIST.format(r"regexp_extract(detail, 'Process(?:es)? holding the lock: ([0-9, ]*)\.', 1)")
     waiters = _INT_LIST.format(r"regexp_extract(detail, 'Wait queue: ([0-9, ]*)\.', 1)")
     rel_name = r"""nullif(regexp_extract(context, 'in relation "([^"]+)"', 1), '')"""

@@ -115,6 +115,9 @@ class _Run:
 
     #: where a block may end (see _blocks): after any line
     head = None
+    #: give each block's Arrow memory back to the system once it is written (16 MB request-log blocks: the peak
+    #: RSS stays lower, at no measurable cost)
+    release_each_block = True
 
     def block_bytes(self) -> int:
         return BLOCK_BYTES
@@ -163,7 +166,8 @@ class _Run:
             pq.write_table(res.slow_lines, res.slow_file, compression="snappy")
             res.slow_lines = None
         del tables
-        pa.default_memory_pool().release_unused()  # the block's Arrow memory, for the next one (peak RSS)
+        if self.release_each_block:
+            pa.default_memory_pool().release_unused()  # the block's Arrow memory, for the next one (peak RSS)
         return res
 
     def rows(self, data, first_line: int) -> tuple[_Block, dict[str, pa.Table]]:
@@ -282,6 +286,10 @@ class _PgRun(_Run):
     def block_bytes(self) -> int:
         return PG_BLOCK_BYTES
 
+    #: kept for the next block instead: a block's allocations then need no new pages (4 runs on 200 MB: 10 % less
+    #: time, peak RSS 440 instead of 390 MiB; 437 MiB on 1 GB)
+    release_each_block = False
+
     def head(self, block) -> int:
         cut = _native.pg_last_head(block, self.prefix)
         if cut <= 0:
@@ -328,15 +336,15 @@ class _PgRun(_Run):
                 parts.append(con.sql(lock_waits_sql(self.ctx, ", _norm")).to_arrow_table().cast(PG_WAITS))
             events = con.sql(log_events_sql(self.ctx)).to_arrow_table()
             waits = pa.concat_tables(parts)
-            dead = pc.fill_null(pc.equal(waits.column("event"), "deadlock"), False)
-            if pc.any(dead).as_py():  # a row per process, whose statements are normalised again
+            dead = pc.fill_null(pc.equal(waits.column("event"), "deadlock"), False).to_numpy(zero_copy_only=False)
+            if dead.any():  # a row per process, whose statements are normalised again, in the deadlock row's place
                 con.register("_dl", expand_deadlock_rows(waits.filter(dead)))
                 again = con.sql(f"SELECT * REPLACE ({NORM_SQL} AS _norm) FROM _dl").to_arrow_table().cast(PG_WAITS)
                 con.unregister("_dl")
-                waits = pa.concat_tables([waits.filter(pc.invert(dead)), again])
-            if waits.column("line_no").num_chunks > 1:  # in line order (a stable sort keeps a deadlock's rows in
-                # theirs), and in one piece, which writes faster than many
-                waits = waits.take(pc.sort_indices(waits, [("line_no", "ascending")]))
+                waits = _in_line_order(pa.concat_tables([waits, again]),
+                                       np.concatenate([dead, np.zeros(again.num_rows, bool)]))
+            else:
+                waits = _in_line_order(waits)
         finally:
             con.unregister("_pgc")
         del rec, parts
@@ -367,6 +375,17 @@ class _PgRun(_Run):
                 fps.append(self.fingerprints[(norm, stmt)])
         fp = pa.DictionaryArray.from_arrays(codes.indices, pa.array(fps, pa.string())).cast(pa.string())
         return waits.drop_columns(["_norm", "fingerprint"]).append_column("fingerprint", fp)
+
+
+def _in_line_order(rows: pa.Table, drop: np.ndarray | None = None) -> pa.Table:
+    """`rows` (a few pieces, each in line order) in line order but the rows `drop` (a mask), rows of one line
+    number in the order they come, as one piece: the writer writes one piece faster than many."""
+    order = np.argsort(rows.column("line_no").to_numpy(), kind="stable")
+    if drop is not None:
+        order = order[~drop[order]]
+    if len(order) == rows.num_rows and rows.column("line_no").num_chunks <= 1 and (np.diff(order) == 1).all():
+        return rows
+    return rows.take(pa.array(order))
 
 
 #: db_lock_waits rows before their fingerprint, with the normalised statement it is looked up by

@@ -238,7 +238,13 @@ _PIECES = st.sampled_from(["2026-11-28 10:00:00.123 CET ", "2026-11-28 10:00:00 
                            "ü@d ", "@ ", "LOG:  ", "DETAIL:  ", "STATEMENT:  ", "HINT:  ", "CONTEXT:  ", "QUERY:  ",
                            "ERROR:  ", "FATAL:  ", "log:  ", "LOG: ", "\t", " ", "duration: ", "1.5 ms  ",
                            "statement: ", "SELECT 1", "'a''b'", "process 7 still waiting for ShareLock on x after 1 ms",
-                           " at character 5", "deadlock detected", "é", "'x''", "''", "'", " 1.2.3 ", "t1 2x"])
+                           " at character 5", "deadlock detected", "é", "'x''", "''", "'", " 1.2.3 ", "t1 2x",
+                           "process 7 acquired ShareLock on relation 5 of database 1 after 2.5 ms",
+                           "process 8 avoided deadlock for ExclusiveLock on advisory lock [1,2] after . ms",
+                           "process 9 still waiting for ShareLock on virtual transaction 3/1 after 7. ms",
+                           "Process holding the lock: 1, 2. ", "Processes holding the lock: ", "Wait queue: 3 ,4.",
+                           "Wait queue: .", " in relation \"t\"", 'in relation "', "canceling statement due to lock timeout",
+                           ", ", ". ", "00000 "])
 
 
 _TS = st.sampled_from(["2026-11-28 10:00:00.123 CET", "2026-11-28 10:00:00.123 CET", "2026-11-28 10:00:00.1 +02", "2026-11-28 10:00:00.1234567 UTC",

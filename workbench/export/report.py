@@ -234,6 +234,26 @@ def same_package() -> Iterator[None]:
             os.environ["PYTHONPATH"] = old
 
 
+@contextmanager
+def _ipc_kernels() -> Iterator[type]:
+    """A kernel manager whose kernel talks over Unix sockets in a private folder rather than TCP on loopback: no
+    port another local user could reach, and no warning from the kernel about unencrypted TCP on every run."""
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    folder = Path(tempfile.mkdtemp(prefix="workbench-kernel-"))  # mode 0700
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**{"transport": "ipc", "ip": str(folder / "kernel"), **kw})
+
+    try:
+        yield IpcKernelManager
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_notebook(nb_path: Path, params: dict[str, Any], workdir: Path, kernel: str, redactor: Redactor,
                  keep_failed: Path) -> tuple[Any, str]:
     """Execute one notebook in `workdir` (its appendix_dir); returns (cleaned, redacted notebook, title)."""
@@ -244,9 +264,9 @@ def run_notebook(nb_path: Path, params: dict[str, Any], workdir: Path, kernel: s
     workdir.mkdir(parents=True, exist_ok=True)
     executed = workdir / nb_path.name
     try:
-        with same_package():
+        with same_package(), _ipc_kernels() as manager:
             pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name=kernel, cwd=str(workdir),
-                                progress_bar=False, log_output=False)
+                                progress_bar=False, log_output=False, kernel_manager_class=manager)
     except (PapermillExecutionError, RuntimeError, OSError) as exc:
         keep_failed.mkdir(parents=True, exist_ok=True)
         kept = keep_failed / nb_path.name

@@ -323,7 +323,7 @@ class _PgRun(_Run):
             "_norm": _str(out, "_norm", n), "event": _str(out, "event", n),
             "_event_sql": _num(out, "_event_sql", pa.int8(), n),
         })
-        del out  # the C parser's buffers
+        del out  # (its buffers live on in rec and parts, each until its table is done with)
         con = self.cursor()
         con.register("_pgc", rec)
         try:

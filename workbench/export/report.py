@@ -243,6 +243,10 @@ def _ipc_kernels() -> Iterator[type]:
     from jupyter_client.manager import AsyncKernelManager
 
     folder = Path(tempfile.mkdtemp(prefix="workbench-kernel-"))  # mode 0700
+    if len(str(folder)) > 80:  # a Unix socket's path has at most 107 bytes: TCP on loopback, as by default
+        shutil.rmtree(folder, ignore_errors=True)
+        yield AsyncKernelManager
+        return
 
     class IpcKernelManager(AsyncKernelManager):
         def __init__(self, **kw: Any) -> None:

@@ -282,3 +282,19 @@ def test_any_lines_give_what_the_sql_gives(tmp_path_factory, lines):
     assert _ledger(fast) == _ledger(ref)
     for table in ("db_lock_waits", "log_events", "rejects"):
         assert _read(tmp / "fast", table) == _read(tmp / "ref", table), table
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(_LINE, _CONT, st.lists(_PIECES, max_size=6).map("".join)), min_size=1, max_size=40),
+       st.sampled_from(sorted(PREFIXES)))
+def test_prefix_counts_match_the_regex(lines, prefix):
+    """detect_prefix's count of the lines a prefix fits, by the compiled module, is Python's regex's: on lines
+    pieced together and on lines PostgreSQL writes with other prefixes."""
+    from workbench.ingest.postgres import COMMON_PREFIXES, _py_regex
+
+    r = random.Random(len(lines))
+    lines = [ln for ln in lines + _record(r, prefix, True) if ln.isascii() and len(ln) <= 600]
+    for p in COMMON_PREFIXES:
+        rx = _py_regex(p)
+        want = sum(1 for ln in lines if rx.match(ln))
+        assert native._native.pg_prefix_count("\n".join(lines).encode(), p) == want, p

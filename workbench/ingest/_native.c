@@ -967,6 +967,7 @@ static PyObject *registry_json(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"postgres_stderr", postgres_stderr, METH_VARARGS, postgres_stderr_doc},
+    {"pg_prefix_count", pg_prefix_count, METH_VARARGS, pg_prefix_count_doc},
     {"pg_last_head", pg_last_head, METH_VARARGS, pg_last_head_doc},
     {"registry_json", registry_json, METH_VARARGS, registry_json_doc},
     {"nginx_combined", nginx_combined, METH_VARARGS, nginx_combined_doc},

@@ -32,14 +32,15 @@ typedef struct {
     char lits[512];
 } Prefix;
 
-/* prefix_regex's escapes: -> 1, or 0 when this prefix is not for the compiled parser (the SQL reads it). */
-static int prefix_compile(Prefix *p, const char *s, size_t n) {
+/* prefix_regex's escapes: -> whether the prefix has a time (%m or %t), or -1 when it is not one this code reads
+   (too long, or two %q). */
+static int prefix_compile_any(Prefix *p, const char *s, size_t n) {
     int seen[N_CAP] = {0}, opts = 0;
     size_t lp = 0;
     p->n = 0;
-    if (n >= sizeof p->lits) return 0;
+    if (n >= sizeof p->lits) return -1;
     for (size_t i = 0; i < n;) {
-        if (p->n >= PG_MAX_NODES - 1) return 0;
+        if (p->n >= PG_MAX_NODES - 1) return -1;
         PNode *d = &p->node[p->n];
         d->cap = CAP_NONE;
         d->lit = NULL;
@@ -50,7 +51,7 @@ static int prefix_compile(Prefix *p, const char *s, size_t n) {
             int cap = CAP_NONE;
             switch (e) {
             case '%': d->kind = P_LIT; p->lits[lp] = '%'; d->lit = p->lits + lp++; d->litn = 1; break;
-            case 'q': d->kind = P_OPT; if (++opts > 1) return 0; break;
+            case 'q': d->kind = P_OPT; if (++opts > 1) return -1; break;
             case 'm': d->kind = P_TS; cap = CAP_TS; break;
             case 't': d->kind = P_TSNOFRAC; cap = CAP_TS; break;
             case 's': d->kind = P_TSNOFRAC; break;
@@ -91,6 +92,9 @@ static int prefix_compile(Prefix *p, const char *s, size_t n) {
     }
     return seen[CAP_TS];
 }
+
+/* -> 1, or 0 when this prefix is not for the compiled parser (no time, or not one it reads: the SQL reads it). */
+static int prefix_compile(Prefix *p, const char *s, size_t n) { return prefix_compile_any(p, s, n) == 1; }
 
 #define SEV(x) {x, sizeof x - 1}
 static const struct {
@@ -993,6 +997,50 @@ static PyObject *postgres_stderr(PyObject *self, PyObject *args) {
     return d;
 }
 
+PyDoc_STRVAR(pg_prefix_count_doc,
+             "pg_prefix_count(lines, prefix) -> int\n\n"
+             "How many of the lines (UTF-8, each ended by \\n but maybe the last) start with this log_line_prefix\n"
+             "and a severity (postgres.detect_prefix's test, read as the compiled parser reads a line), or -1 when\n"
+             "the prefix is not one it reads.");
+
+/* The (lines, prefix) arguments: the buffer and the compiled prefix (prefix_compile_any's answer in *kind), or
+   NULL with an exception set. The caller frees the prefix and releases the buffer. */
+static Prefix *lines_and_prefix(PyObject *args, Py_buffer *view, int *kind) {
+    const char *ps;
+    Py_ssize_t pn;
+    if (!PyArg_ParseTuple(args, "y*s#", view, &ps, &pn)) return NULL;
+    Prefix *p = malloc(sizeof *p);
+    if (!p) { PyBuffer_Release(view); PyErr_NoMemory(); return NULL; }
+    *kind = prefix_compile_any(p, ps, (size_t)pn);
+    return p;
+}
+
+static PyObject *pg_prefix_count(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    int kind;
+    Prefix *p = lines_and_prefix(args, &view, &kind);
+    if (!p) return NULL;
+    long long count = -1;
+    if (kind >= 0) {
+        const char *q = view.buf, *end = q + view.len;
+        count = 0;
+        Py_BEGIN_ALLOW_THREADS
+        while (q < end) {
+            const char *nl = memchr(q, '\n', (size_t)(end - q));
+            size_t len = nl ? (size_t)(nl - q) : (size_t)(end - q), body;
+            PMatch m;
+            int k = pg_kind(p, q, len, &m, &body);
+            count += k == K_HEAD || k == K_SEC;
+            q = nl ? nl + 1 : end;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(p);
+    PyBuffer_Release(&view);
+    return PyLong_FromLongLong(count);
+}
+
 PyDoc_STRVAR(pg_last_head_doc,
              "pg_last_head(block, prefix) -> int\n\n"
              "The offset of the last line of a block of whole lines that is a record's head line for this\n"
@@ -1001,13 +1049,11 @@ PyDoc_STRVAR(pg_last_head_doc,
 static PyObject *pg_last_head(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
-    const char *ps;
-    Py_ssize_t pn;
-    if (!PyArg_ParseTuple(args, "y*s#", &view, &ps, &pn)) return NULL;
-    Prefix *p = malloc(sizeof *p);
-    if (!p) { PyBuffer_Release(&view); return PyErr_NoMemory(); }
+    int kind;
+    Prefix *p = lines_and_prefix(args, &view, &kind);
+    if (!p) return NULL;
     long long found = -1;
-    if (prefix_compile(p, ps, (size_t)pn)) {
+    if (kind == 1) {
         const char *buf = view.buf;
         size_t n = (size_t)view.len;
         Py_BEGIN_ALLOW_THREADS

@@ -866,6 +866,16 @@ static int set_item(PyObject *d, const char *key, PyObject *v) {
     return rc;
 }
 
+/* d[name] = a tuple of the buffers' bytes (two or three), each buffer freed once copied */
+static int hand_over(PyObject *d, const char *name, Buf *a, Buf *b, Buf *c) {
+    PyObject *t = c ? Py_BuildValue("(NNN)", as_bytes(a), as_bytes(b), as_bytes(c))
+                    : Py_BuildValue("(NN)", as_bytes(a), as_bytes(b));
+    Buf *bufs[] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+        if (bufs[i]) { free(bufs[i]->p); *bufs[i] = (Buf){0}; }
+    return set_item(d, name, t);
+}
+
 PyDoc_STRVAR(nginx_combined_doc,
              "nginx_combined(block, first_line) -> dict\n\n"
              "Parse a block of whole lines (bytes-like, lines ended by \\n) numbered from first_line. Returns the\n"
@@ -894,11 +904,9 @@ static PyObject *run_parser(PyObject *args, LineParser parse) {
     }
     PyObject *d = PyDict_New();
     int err = !d;
-    for (int i = 0; i < N_NUM && !err; i++)
-        err = set_item(d, NUM_NAMES[i], Py_BuildValue("(NN)", as_bytes(&o.num[i].vals), as_bytes(&o.num[i].valid)));
+    for (int i = 0; i < N_NUM && !err; i++) err = hand_over(d, NUM_NAMES[i], &o.num[i].vals, &o.num[i].valid, NULL);
     for (int i = 0; i < N_STR && !err; i++)
-        err = set_item(d, STR_NAMES[i], Py_BuildValue("(NNN)", as_bytes(&o.str[i].offs), as_bytes(&o.str[i].data),
-                                                      as_bytes(&o.str[i].valid)));
+        err = hand_over(d, STR_NAMES[i], &o.str[i].offs, &o.str[i].data, &o.str[i].valid);
     if (!err) err = set_item(d, "rows", PyLong_FromLongLong(o.rows));
     if (!err) err = set_item(d, "slow", PyLong_FromLongLong(o.slow));
     if (!err) err = set_item(d, "events", PyLong_FromLongLong(o.events));

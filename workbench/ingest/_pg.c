@@ -667,6 +667,20 @@ static int pid_list_add(ListCol *c, Span t, int valid) {
 static int span_add(StrCol *c, Span v) { return str_add(c, v.p, v.n, v.valid); }
 static Span nonempty(const char *p, size_t n, int have) { return (Span){p, n, have && n && p}; }
 
+/* The statement of a lock-wait row: coalesce(nullif(dur_stmt, ''), statement) */
+static Span wait_statement(const PRec *r, Span dstmt) {
+    if (dstmt.valid && dstmt.n) return dstmt;
+    const Part *t = &r->text[PART_STATEMENT];
+    return (Span){t->p ? t->p : "", t->n, r->have[PART_STATEMENT]};
+}
+
+/* a statement's normalised text (NORM_SQL) onto a column, NULL for no statement */
+static int add_norm(POut *o, StrCol *c, Span stmt) {
+    if (!stmt.valid) return str_add(c, NULL, 0, 0);
+    if (norm_sql(&o->scratch, stmt.p, stmt.n)) return -1;
+    return str_add(c, o->scratch.p ? o->scratch.p : "", o->scratch.n, 1);
+}
+
 /* A record's db_lock_waits row, when this code reads every value as the SQL does: 1 (added), 0 (not: the SQL makes
    it), -1 (out of memory). */
 static int wait_row(POut *o, const PRec *r, const char *ev, int64_t ts, int64_t pid, int has_pid, const char *m,
@@ -729,11 +743,7 @@ static int wait_row(POut *o, const PRec *r, const char *ev, int64_t ts, int64_t 
     if (has_hint && hint->n) {
         if ((pieces++ && put(d, "\n", 1)) || put(d, "HINT: ", 6) || put(d, hint->p, hint->n)) return -1;
     }
-    /* statement: coalesce(nullif(dur_stmt, ''), statement), and its normalised text */
-    Span stmt = dstmt.valid && dstmt.n ? dstmt
-              : (Span){r->text[PART_STATEMENT].p ? r->text[PART_STATEMENT].p : "", r->text[PART_STATEMENT].n,
-                       r->have[PART_STATEMENT]};
-    if (stmt.valid && norm_sql(&o->scratch, stmt.p, stmt.n)) return -1;
+    Span stmt = wait_statement(r, dstmt);
     static const int CAPS[] = {CAP_USER, CAP_DB, CAP_APP};
     if (num_add(&o->wnum[WN_LINE_NO], &r->line_no, 8, 1) || num_add(&o->wnum[WN_TS], &ts, 8, 1) ||
         num_add(&o->wnum[WN_PID], &pid, 8, has_pid) || num_add(&o->wnum[WN_WAIT_MS], &wait, 8, has_wait) ||
@@ -743,7 +753,7 @@ static int wait_row(POut *o, const PRec *r, const char *ev, int64_t ts, int64_t 
         span_add(&o->wstr[WS_RELATION], rel) || span_add(&o->wstr[WS_STATEMENT], stmt) ||
         span_add(&o->wstr[WS_SQLSTATE], state) || str_add(&o->wstr[WS_MESSAGE], m, mn, 1) ||
         str_add(&o->wstr[WS_DETAIL], d->p ? d->p : "", d->n, d->n > 0) ||
-        str_add(&o->wstr[WS_NORM], o->scratch.p ? o->scratch.p : "", stmt.valid ? o->scratch.n : 0, stmt.valid) ||
+        add_norm(o, &o->wstr[WS_NORM], stmt) ||
         pid_list_add(&o->wlist[WL_HOLDERS], held, has_held) || pid_list_add(&o->wlist[WL_WAITERS], queue, has_queue))
         return -1;
     for (int k = 0; k < 3; k++)
@@ -835,15 +845,7 @@ static int rec_finish(POut *o, PRec *r) {
     for (int k = 0; k < 5; k++)
         if (str_add(&o->str[G_WPID + k], has_w ? w[k].p : NULL, has_w ? w[k].n : 0, has_w)) return -1;
     if (str_add(&o->str[G_DUR_STMT], dstmt.p, dstmt.n, dstmt.valid)) return -1;
-    /* the statement of a lock-wait row: coalesce(nullif(dur_stmt, ''), statement), normalised */
-    const char *st = NULL;
-    size_t stn = 0;
-    if (dstmt.valid && dstmt.n) { st = dstmt.p; stn = dstmt.n; }
-    else if (r->have[PART_STATEMENT]) { st = r->text[PART_STATEMENT].p ? r->text[PART_STATEMENT].p : ""; stn = r->text[PART_STATEMENT].n; }
-    if (st) {
-        if (norm_sql(&o->scratch, st, stn) || str_add(&o->str[G_NORM], o->scratch.p ? o->scratch.p : "", o->scratch.n, 1))
-            return -1;
-    } else if (str_add(&o->str[G_NORM], NULL, 0, 0)) return -1;
+    if (add_norm(o, &o->str[G_NORM], wait_statement(r, dstmt))) return -1;
     o->rows++;
     o->used += (int64_t)r->nlines;
     return 0;
@@ -915,16 +917,6 @@ static void pg_out_free(POut *o) {
     for (int i = 0; i < WL_N; i++) { free(o->wlist[i].offs.p); free(o->wlist[i].vals.p); free(o->wlist[i].valid.p); }
     free(o->scratch.p);
     free(o->scratch2.p);
-}
-
-/* d[name] = a tuple of the buffers' bytes (two or three), each buffer freed once copied */
-static int hand_over(PyObject *d, const char *name, Buf *a, Buf *b, Buf *c) {
-    PyObject *t = c ? Py_BuildValue("(NNN)", as_bytes(a), as_bytes(b), as_bytes(c))
-                    : Py_BuildValue("(NN)", as_bytes(a), as_bytes(b));
-    Buf *bufs[] = {a, b, c};
-    for (int i = 0; i < 3; i++)
-        if (bufs[i]) { free(bufs[i]->p); *bufs[i] = (Buf){0}; }
-    return set_item(d, name, t);
 }
 
 PyDoc_STRVAR(postgres_stderr_doc,

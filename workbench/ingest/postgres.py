@@ -118,14 +118,15 @@ def detect_prefix(lines: list[str]) -> tuple[str, int]:
         from ._native import pg_prefix_count
     except ImportError:
         pg_prefix_count = None
-    fast, rest = ([ln for ln in lines if ln.isascii() and len(ln) <= 600],
-                  [ln for ln in lines if not (ln.isascii() and len(ln) <= 600)]) if pg_prefix_count else ([], lines)
+    fast, rest = [], []
+    for ln in lines:
+        (fast if pg_prefix_count and ln.isascii() and len(ln) <= 600 else rest).append(ln)
     data = "\n".join(fast).encode()
     best, best_n = "", -1
     for p in COMMON_PREFIXES:
-        n = pg_prefix_count(data, p) if fast else 0
-        others = rest if n >= 0 else lines  # (-1: a prefix the compiled module does not read)
-        n = max(n, 0)
+        n, others = pg_prefix_count(data, p) if fast else 0, rest
+        if n < 0:  # a prefix the compiled module does not read
+            n, others = 0, lines
         if others:
             rx = _py_regex(p)
             n += sum(1 for ln in others if rx.match(ln))
